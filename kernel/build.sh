@@ -1,0 +1,58 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+#
+# Build blksnap.ko out of the source tree, so the tree stays clean and one
+# source can be built for several kernels side by side.
+#
+#   build.sh --kdir HEADERS_BUILD_DIR --out OUTDIR [--root CHROOT]
+#
+# With --root, the build runs inside CHROOT (a Debian chroot holding the
+# kernel's headers and the compiler the kernel was built with); KDIR is then
+# a path inside that chroot. The result is OUTDIR/blksnap.ko.
+set -eu
+
+src=$(cd "$(dirname "$0")" && pwd)
+kdir=/lib/modules/$(uname -r)/build
+out=
+root=
+
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--kdir) kdir=$2; shift 2 ;;
+	--out) out=$2; shift 2 ;;
+	--root) root=$2; shift 2 ;;
+	*) echo "build.sh: unknown argument '$1'" >&2; exit 2 ;;
+	esac
+done
+[ -n "$out" ] || { echo "build.sh: --out is required" >&2; exit 2; }
+
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+jobs=$(nproc 2>/dev/null || echo 2)
+
+copy_sources() {
+	# $1: destination. Copy only what kbuild needs.
+	mkdir -p "$1"
+	cp "$src"/Kbuild "$src"/Makefile "$src"/*.c "$src"/*.h "$src"/*.sh "$1"/
+	mkdir -p "$1"/include/uapi/linux
+	cp "$src"/include/uapi/linux/*.h "$1"/include/uapi/linux/
+}
+
+if [ -z "$root" ]; then
+	[ -f "$kdir/Makefile" ] || {
+		echo "build.sh: no kernel headers at $kdir" >&2; exit 1; }
+	copy_sources "$out/src"
+	make -s -C "$kdir" M="$out/src" -j"$jobs" modules
+	cp "$out/src/blksnap.ko" "$out/blksnap.ko"
+else
+	[ -f "$root$kdir/Makefile" ] || {
+		echo "build.sh: no kernel headers at $root$kdir" >&2; exit 1; }
+	work=/tmp/blksnap-build.$$
+	rm -rf "$root$work"
+	copy_sources "$root$work"
+	chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
+		make -s -C "$kdir" M="$work" -j"$jobs" modules
+	cp "$root$work/blksnap.ko" "$out/blksnap.ko"
+	rm -rf "$root$work"
+fi
+echo "built $out/blksnap.ko"

@@ -1,0 +1,225 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The control device /dev/blksnap-control: ioctl decoding and the checks
+ * on everything userspace passes in.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME "-ctrl: " fmt
+#include <linux/capability.h>
+#include <linux/fs.h>
+#include <linux/kdev_t.h>
+#include <linux/miscdevice.h>
+#include <linux/module.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+#include <uapi/linux/blksnap.h>
+#include "cbt_map.h"
+#include "ctrl.h"
+#include "tracker.h"
+
+static int ctrl_get_dev(const struct blksnap_bdev *bdev, dev_t *dev)
+{
+	*dev = MKDEV(bdev->major, bdev->minor);
+	if (MAJOR(*dev) != bdev->major || MINOR(*dev) != bdev->minor)
+		return -EINVAL;
+	return 0;
+}
+
+static int ctrl_version(void __user *arg)
+{
+	const struct blksnap_version version = {
+		.major = BLKSNAP_VERSION_MAJOR,
+		.minor = BLKSNAP_VERSION_MINOR,
+	};
+
+	return copy_to_user(arg, &version, sizeof(version)) ? -EFAULT : 0;
+}
+
+static int ctrl_tracker_attach_detach(void __user *arg, bool attach)
+{
+	struct blksnap_bdev bdev;
+	dev_t dev;
+	int ret;
+
+	if (copy_from_user(&bdev, arg, sizeof(bdev)))
+		return -EFAULT;
+	ret = ctrl_get_dev(&bdev, &dev);
+	if (ret)
+		return ret;
+	return attach ? tracker_attach(dev) : tracker_detach(dev);
+}
+
+static int ctrl_tracker_list(void __user *arg)
+{
+	struct blksnap_tracker_list list;
+	struct blksnap_bdev *out;
+	dev_t *devs;
+	unsigned int i;
+	int ret;
+
+	if (copy_from_user(&list, arg, sizeof(list)))
+		return -EFAULT;
+	if (list.reserved || list.count > BLKSNAP_MAX_LIST)
+		return -EINVAL;
+
+	devs = kcalloc(max(list.count, 1U), sizeof(*devs), GFP_KERNEL);
+	out = kcalloc(max(list.count, 1U), sizeof(*out), GFP_KERNEL);
+	ret = -ENOMEM;
+	if (!devs || !out)
+		goto out;
+
+	ret = tracker_list(devs, &list.count);
+	if (ret == -ENOBUFS) {
+		if (copy_to_user(arg, &list, sizeof(list)))
+			ret = -EFAULT;
+		goto out;
+	}
+	for (i = 0; i < list.count; i++) {
+		out[i].major = MAJOR(devs[i]);
+		out[i].minor = MINOR(devs[i]);
+	}
+	ret = -EFAULT;
+	if (copy_to_user(u64_to_user_ptr(list.devices), out,
+			 list.count * sizeof(*out)) ||
+	    copy_to_user(arg, &list, sizeof(list)))
+		goto out;
+	ret = 0;
+out:
+	kfree(out);
+	kfree(devs);
+	return ret;
+}
+
+static int ctrl_cbt_info(void __user *arg)
+{
+	struct blksnap_cbt_info info;
+	dev_t dev;
+	int ret;
+
+	if (copy_from_user(&info, arg, sizeof(info)))
+		return -EFAULT;
+	ret = ctrl_get_dev(&info.dev, &dev);
+	if (ret)
+		return ret;
+	memset(info.reserved, 0, sizeof(info.reserved));
+	ret = tracker_cbt_info(dev, &info);
+	if (ret)
+		return ret;
+	return copy_to_user(arg, &info, sizeof(info)) ? -EFAULT : 0;
+}
+
+static int ctrl_cbt_map(void __user *arg)
+{
+	struct blksnap_cbt_map req;
+	dev_t dev;
+	u8 *buf;
+	int ret;
+
+	if (copy_from_user(&req, arg, sizeof(req)))
+		return -EFAULT;
+	ret = ctrl_get_dev(&req.dev, &dev);
+	if (ret)
+		return ret;
+	if (req.reserved || !req.length)
+		return -EINVAL;
+
+	/*
+	 * The map is copied out of a snapshot of it, so no page fault on
+	 * the user buffer happens while the trackers are locked.
+	 */
+	buf = kvmalloc(req.length, GFP_KERNEL);
+	if (!buf)
+		return -ENOMEM;
+	ret = tracker_cbt_read(dev, req.offset, req.length, buf);
+	if (!ret && copy_to_user(u64_to_user_ptr(req.buffer), buf, req.length))
+		ret = -EFAULT;
+	kvfree(buf);
+	return ret;
+}
+
+static int ctrl_cbt_dirty(void __user *arg)
+{
+	struct blksnap_cbt_dirty req;
+	struct blksnap_sectors *ranges;
+	dev_t dev;
+	int ret;
+
+	if (copy_from_user(&req, arg, sizeof(req)))
+		return -EFAULT;
+	ret = ctrl_get_dev(&req.dev, &dev);
+	if (ret)
+		return ret;
+	if (req.reserved || !req.count ||
+	    req.count > BLKSNAP_MAX_DIRTY_RANGES)
+		return -EINVAL;
+
+	ranges = memdup_user(u64_to_user_ptr(req.ranges),
+			     array_size(req.count, sizeof(*ranges)));
+	if (IS_ERR(ranges))
+		return PTR_ERR(ranges);
+	ret = tracker_cbt_mark_dirty(dev, ranges, req.count);
+	kfree(ranges);
+	return ret;
+}
+
+static long ctrl_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
+{
+	void __user *argp = (void __user *)arg;
+
+	if (!capable(CAP_SYS_ADMIN))
+		return -EPERM;
+
+	switch (cmd) {
+	case IOCTL_BLKSNAP_VERSION:
+		return ctrl_version(argp);
+	case IOCTL_BLKSNAP_TRACKER_ATTACH:
+		return ctrl_tracker_attach_detach(argp, true);
+	case IOCTL_BLKSNAP_TRACKER_DETACH:
+		return ctrl_tracker_attach_detach(argp, false);
+	case IOCTL_BLKSNAP_TRACKER_LIST:
+		return ctrl_tracker_list(argp);
+	case IOCTL_BLKSNAP_CBT_INFO:
+		return ctrl_cbt_info(argp);
+	case IOCTL_BLKSNAP_CBT_MAP:
+		return ctrl_cbt_map(argp);
+	case IOCTL_BLKSNAP_CBT_DIRTY:
+		return ctrl_cbt_dirty(argp);
+	default:
+		return -ENOTTY;
+	}
+}
+
+static ssize_t cbt_memory_bytes_show(struct device *dev,
+				     struct device_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%llu\n", cbt_map_total_memory());
+}
+static DEVICE_ATTR_RO(cbt_memory_bytes);
+
+static struct attribute *ctrl_attrs[] = {
+	&dev_attr_cbt_memory_bytes.attr,
+	NULL,
+};
+ATTRIBUTE_GROUPS(ctrl);
+
+static const struct file_operations ctrl_fops = {
+	.owner = THIS_MODULE,
+	.unlocked_ioctl = ctrl_ioctl,
+	.compat_ioctl = compat_ptr_ioctl,
+};
+
+static struct miscdevice ctrl_misc = {
+	.minor = MISC_DYNAMIC_MINOR,
+	.name = BLKSNAP_CTL_NAME,
+	.fops = &ctrl_fops,
+	.groups = ctrl_groups,
+};
+
+int ctrl_init(void)
+{
+	return misc_register(&ctrl_misc);
+}
+
+void ctrl_done(void)
+{
+	misc_deregister(&ctrl_misc);
+}

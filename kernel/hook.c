@@ -1,0 +1,153 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Interception of block I/O on stock kernels.
+ *
+ * Mainline has no block device filter API, so blksnap puts ftrace hooks on
+ * two exported functions:
+ *  - submit_bio_noacct(), which every bio passes on its way to a driver.
+ *    The callback records writes in the CBT and returns; it never sleeps.
+ *  - del_gendisk(), which is diverted to blksnap_del_gendisk() so trackers
+ *    can let go of a disk before it is torn down.
+ * Both are registered with FTRACE_OPS_FL_IPMODIFY: only one such user per
+ * function is possible, and a conflict with another module must show when
+ * blksnap loads, not later.
+ *
+ * Calls made from this module to the hooked functions pass through: their
+ * return address lies inside the module.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME "-hook: " fmt
+#include <linux/blkdev.h>
+#include <linux/bio.h>
+#include <linux/ftrace.h>
+#include <linux/module.h>
+#include <linux/srcu.h>
+#include "hook.h"
+#include "tracker.h"
+
+/* Held while a diverted call runs blksnap code, so unload can wait. */
+DEFINE_STATIC_SRCU(hook_srcu);
+
+static void notrace submit_bio_callback(unsigned long ip,
+					unsigned long parent_ip,
+					struct ftrace_ops *ops,
+					struct ftrace_regs *fregs)
+{
+	struct pt_regs *regs = ftrace_get_regs(fregs);
+
+	if (!regs || within_module(parent_ip, THIS_MODULE))
+		return;
+	tracker_mark_bio((struct bio *)regs_get_kernel_argument(regs, 0));
+}
+
+/*
+ * Runs instead of del_gendisk(). noinline and the work after the call keep
+ * the compiler from turning the call into a jump, which would hide our
+ * return address and loop back into the hook.
+ */
+static noinline void blksnap_del_gendisk(struct gendisk *disk)
+{
+	int idx = srcu_read_lock(&hook_srcu);
+
+	tracker_disk_removed(disk);
+	del_gendisk(disk);
+	srcu_read_unlock(&hook_srcu, idx);
+}
+
+static void notrace del_gendisk_callback(unsigned long ip,
+					 unsigned long parent_ip,
+					 struct ftrace_ops *ops,
+					 struct ftrace_regs *fregs)
+{
+	struct pt_regs *regs = ftrace_get_regs(fregs);
+
+	if (!regs || within_module(parent_ip, THIS_MODULE))
+		return;
+	instruction_pointer_set(regs, (unsigned long)blksnap_del_gendisk);
+}
+
+struct hook {
+	const char *symbol;
+	struct ftrace_ops ops;
+	bool registered;
+};
+
+static struct hook hooks[] = {
+	{
+		.symbol = "submit_bio_noacct",
+		.ops = {
+			.func = submit_bio_callback,
+			.flags = FTRACE_OPS_FL_SAVE_REGS |
+				 FTRACE_OPS_FL_IPMODIFY,
+		},
+	},
+	{
+		.symbol = "del_gendisk",
+		.ops = {
+			.func = del_gendisk_callback,
+			.flags = FTRACE_OPS_FL_SAVE_REGS |
+				 FTRACE_OPS_FL_IPMODIFY,
+		},
+	},
+};
+
+static int hook_install(struct hook *hook)
+{
+	char symbol[KSYM_NAME_LEN];
+	int ret;
+
+	/* ftrace_set_filter() wants a writable buffer. */
+	strscpy(symbol, hook->symbol, sizeof(symbol));
+	ret = ftrace_set_filter(&hook->ops, symbol, strlen(symbol), 0);
+	if (ret) {
+		pr_err("cannot trace %s: %d\n", hook->symbol, ret);
+		return ret;
+	}
+	ret = register_ftrace_function(&hook->ops);
+	if (ret) {
+		pr_err("cannot hook %s: %d%s\n", hook->symbol, ret,
+		       ret == -EBUSY ?
+		       " (another module already modifies it)" : "");
+		ftrace_free_filter(&hook->ops);
+		return ret;
+	}
+	hook->registered = true;
+	return 0;
+}
+
+static void hook_remove(struct hook *hook)
+{
+	if (!hook->registered)
+		return;
+	unregister_ftrace_function(&hook->ops);
+	ftrace_free_filter(&hook->ops);
+	hook->registered = false;
+}
+
+void hook_unregister(void)
+{
+	int i;
+
+	for (i = ARRAY_SIZE(hooks) - 1; i >= 0; i--)
+		hook_remove(&hooks[i]);
+	/*
+	 * No new call enters blksnap code now. Wait for those inside it,
+	 * then for any task preempted on its way out of a diverted function.
+	 */
+	synchronize_srcu(&hook_srcu);
+	synchronize_rcu_tasks();
+}
+
+int hook_register(void)
+{
+	int ret;
+	int i;
+
+	for (i = 0; i < ARRAY_SIZE(hooks); i++) {
+		ret = hook_install(&hooks[i]);
+		if (ret) {
+			hook_unregister();
+			return ret;
+		}
+	}
+	return 0;
+}

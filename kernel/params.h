@@ -1,0 +1,10 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+#ifndef __BLKSNAP_PARAMS_H
+#define __BLKSNAP_PARAMS_H
+
+/* Module parameters, read-only after load (see main.c). */
+extern unsigned int tracking_block_minimum_shift;
+extern unsigned int tracking_block_maximum_shift;
+extern unsigned int tracking_block_maximum_count;
+
+#endif /* __BLKSNAP_PARAMS_H */
