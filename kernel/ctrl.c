@@ -122,15 +122,10 @@ static int ctrl_cbt_map(void __user *arg)
 	if (req.reserved || !req.length)
 		return -EINVAL;
 
-	/*
-	 * The map is copied out of a snapshot of it, so no page fault on
-	 * the user buffer happens while the trackers are locked.
-	 */
-	buf = kvmalloc(req.length, GFP_KERNEL);
-	if (!buf)
-		return -ENOMEM;
-	ret = tracker_cbt_read(dev, req.offset, req.length, buf);
-	if (!ret && copy_to_user(u64_to_user_ptr(req.buffer), buf, req.length))
+	buf = tracker_cbt_copy(dev, req.offset, req.length);
+	if (IS_ERR(buf))
+		return PTR_ERR(buf);
+	if (copy_to_user(u64_to_user_ptr(req.buffer), buf, req.length))
 		ret = -EFAULT;
 	kvfree(buf);
 	return ret;

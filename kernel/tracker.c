@@ -258,36 +258,43 @@ int tracker_cbt_info(dev_t dev, struct blksnap_cbt_info *info)
 }
 
 /**
- * tracker_cbt_read() - Copy a part of a CBT map.
+ * tracker_cbt_copy() - Copy a part of a CBT map.
  * @dev: Tracked device.
  * @offset: First block.
  * @length: Number of blocks, not 0.
- * @buf: Kernel buffer of @length bytes.
  *
- * Return: 0, -ENOENT if not tracked, -EINVAL if the range is outside the
- * map.
+ * The copy lets the caller hand the map to userspace without holding
+ * tracker_mutex across page faults.
+ *
+ * Return: a kvmalloc()ed buffer of @length bytes, or an ERR_PTR: -ENOENT
+ * if not tracked, -EINVAL if the range is outside the map, -ENOMEM.
  */
-int tracker_cbt_read(dev_t dev, u32 offset, u32 length, u8 *buf)
+u8 *tracker_cbt_copy(dev_t dev, u32 offset, u32 length)
 {
 	struct tracker *tracker;
 	struct cbt_map *cbt;
-	int ret = 0;
+	u8 *buf;
 
 	mutex_lock(&tracker_mutex);
 	tracker = tracker_get_fresh(dev);
 	if (IS_ERR(tracker)) {
-		ret = PTR_ERR(tracker);
+		buf = ERR_CAST(tracker);
 		goto out;
 	}
 	cbt = tracker_cbt(tracker);
 	if ((u64)offset + length > cbt->blk_count) {
-		ret = -EINVAL;
+		buf = ERR_PTR(-EINVAL);
+		goto out;
+	}
+	buf = kvmalloc(length, GFP_KERNEL);
+	if (!buf) {
+		buf = ERR_PTR(-ENOMEM);
 		goto out;
 	}
 	memcpy(buf, cbt->map + offset, length);
 out:
 	mutex_unlock(&tracker_mutex);
-	return ret;
+	return buf;
 }
 
 /**

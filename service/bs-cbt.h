@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * Change block tracking maps: turning the module's one-byte-per-block map
  * into the byte ranges a backup has to copy.

@@ -1,4 +1,6 @@
 # shellcheck shell=bash
+# Variables here are used by the scripts that source this file.
+# shellcheck disable=SC2034
 # SPDX-License-Identifier: GPL-2.0
 #
 # Helpers shared by the host-side scripts of the VM test bench
@@ -136,8 +138,10 @@ size_bytes() {
 #   cache=loose in the guest is safe because nothing on it changes during a
 #   run, and it makes exec'ing host binaries much faster.
 # - A small read-only placeholder disk comes first so the two test disks are
-#   /dev/vdb and /dev/vdc, the names tests are written against; serial
-#   numbers let the guest check that mapping instead of trusting PCI order.
+#   /dev/vdb and /dev/vdc, the names tests are written against. The disks
+#   are "-drive if=none" + "-device virtio-blk-pci" (what if=virtio expands
+#   to) because only -device takes a serial number, which lets the guest
+#   check the mapping; fixed PCI slots keep the probe order stable.
 # - -no-reboot: a guest panic (panic=1) or reboot ends QEMU at once instead
 #   of looping; the host then counts unreported tests as failed.
 qemu_cmd() {
@@ -146,6 +150,7 @@ qemu_cmd() {
 	local cmdline="console=ttyS0,115200 panic=1 loglevel=5 rdinit=/init"
 	cmdline="$cmdline bvm.init=$VM_DIR/guest-init.sh bvm.mode=$mode"
 	cmdline="$cmdline ${BLKSNAP_VM_APPEND:-}"
+	# shellcheck disable=SC2054 # commas belong to QEMU options
 	QEMU=(qemu-system-x86_64
 		-machine pc -accel tcg,thread=multi -cpu max
 		-smp "$smp" -m "$mem"
@@ -155,9 +160,12 @@ qemu_cmd() {
 		-append "$cmdline"
 		-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap
 		-virtfs "local,path=$results,mount_tag=results,security_model=none,multidevs=remap"
-		-drive "file=$disks/vda.img,if=virtio,format=raw,readonly=on,serial=placeholder"
-		-drive "file=$disks/vdb.img,if=virtio,format=raw,cache=none,serial=vmdisk1"
-		-drive "file=$disks/vdc.img,if=virtio,format=raw,cache=none,serial=vmdisk2")
+		-drive "file=$disks/vda.img,if=none,id=vda,format=raw,readonly=on"
+		-device virtio-blk-pci,drive=vda,serial=placeholder,addr=0x5
+		-drive "file=$disks/vdb.img,if=none,id=vdb,format=raw,cache=none"
+		-device virtio-blk-pci,drive=vdb,serial=vmdisk1,addr=0x6
+		-drive "file=$disks/vdc.img,if=none,id=vdc,format=raw,cache=none"
+		-device virtio-blk-pci,drive=vdc,serial=vmdisk2,addr=0x7)
 }
 
 # make_disks DIR SIZE: fresh sparse images for one boot.

@@ -1,4 +1,5 @@
 #!/bin/busybox sh
+# shellcheck shell=dash
 # SPDX-License-Identifier: GPL-2.0
 #
 # /init of the bench's initramfs (stage 1), run by the guest kernel as PID 1.
@@ -35,6 +36,7 @@ while read -r m; do
 done </lib/modules/load-order
 
 stage2=
+# shellcheck disable=SC2013 # words, not lines
 for arg in $(cat /proc/cmdline); do
 	case "$arg" in
 	bvm.init=*) stage2=${arg#bvm.init=} ;;
@@ -57,4 +59,6 @@ mount -t overlay overlay \
 for d in proc sys dev; do
 	mount --move "/$d" "/newroot/$d" || fail "cannot move /$d"
 done
+read -r up _ </proc/uptime
+echo "initramfs: host / mounted at $up s, switching to $stage2"
 exec switch_root /newroot "$stage2"

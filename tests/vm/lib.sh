@@ -136,9 +136,9 @@ DMESG_BAD='Oops|BUG:|kernel BUG|WARNING:|KFENCE|KASAN|UBSAN|general protection|'
 dmesg_check() {
 	local allow=${1:-} bad
 	if [ -n "$allow" ]; then
-		bad=$(grep -E -- "$DMESG_BAD" | grep -Ev -- "$allow")
+		bad=$(grep -E -- "$DMESG_BAD" | grep -Ev -- "$allow" || true)
 	else
-		bad=$(grep -E -- "$DMESG_BAD")
+		bad=$(grep -E -- "$DMESG_BAD" || true)
 	fi
 	[ -z "$bad" ] && return 0
 	printf '%s\n' "$bad"

@@ -20,7 +20,7 @@
 # the chroot (or the host kernel packages for bookworm) from the archive.
 set -euo pipefail
 
-# shellcheck source=tests/vm/host-lib.sh
+# shellcheck source=host-lib.sh
 . "$(dirname "$0")/host-lib.sh"
 
 refresh=0
@@ -59,9 +59,17 @@ flock 9
 # also check that the host's linux-image-amd64 still points at the same
 # kernel (an apt upgrade on the host would otherwise go unnoticed).
 
+# The stamp names the cache format and a hash of the scripts that shape the
+# cache: editing one of them makes the next run re-check every step (cheap:
+# finished steps keep their own stamps) and rebuild the initramfs if needed.
+stamp_text() {
+	echo "format=$CACHE_FORMAT inputs=$(cat "$0" "$VM_DIR/host-lib.sh" \
+		"$VM_DIR/initramfs-init.sh" | sha256sum | cut -c1-16)"
+}
+
 cache_valid() {
 	[ -f "$DIR/stamp" ] && [ -f "$DIR/env" ] || return 1
-	[ "$(cat "$DIR/stamp")" = "format=$CACHE_FORMAT" ] || return 1
+	[ "$(cat "$DIR/stamp")" = "$(stamp_text)" ] || return 1
 	(
 		# shellcheck disable=SC1091
 		. "$DIR/env"
@@ -79,8 +87,10 @@ cache_valid() {
 image_kver() {
 	local root=${1:-} dep
 	if [ -n "$root" ]; then
+		# shellcheck disable=SC2016 # a dpkg-query format
 		dep=$(chroot "$root" dpkg-query -W -f='${Depends}' linux-image-amd64)
 	else
+		# shellcheck disable=SC2016
 		dep=$(dpkg-query -W -f='${Depends}' linux-image-amd64 2>/dev/null) || return 0
 	fi
 	dep=${dep%% *}
@@ -94,6 +104,7 @@ if [ "$refresh" = 0 ] && cache_valid; then
 fi
 rm -f "$DIR/stamp"
 
+# shellcheck disable=SC2086 # a list
 host_need_pkgs $HOST_PKGS
 
 # ---------------------------------------------------------------------------
@@ -285,7 +296,7 @@ INITRD_MODS="virtio_pci virtio_blk 9pnet_virtio 9p overlay"
 # modprobe --show-depends resolves the order (and tells builtins apart) with
 # the same index the guest will use. -d wants the directory holding
 # lib/modules/KVER.
-moddir_base=${MODDIR%/lib/modules/$KVER}
+moddir_base=${MODDIR%/lib/modules/"$KVER"}
 moddir_base=${moddir_base:-/}
 mod_paths() {
 	local m
@@ -331,5 +342,5 @@ fi
 	done
 } >"$DIR/env.tmp"
 mv "$DIR/env.tmp" "$DIR/env"
-echo "format=$CACHE_FORMAT" >"$DIR/stamp"
+stamp_text >"$DIR/stamp"
 say "prepare $RELEASE: ready, KVER=$KVER ($(( $(now) - start )) s)"

@@ -1,0 +1,224 @@
+#!/bin/bash
+# Several variables are only read through write_vm_env (by name).
+# shellcheck disable=SC2034
+# SPDX-License-Identifier: GPL-2.0
+#
+# Run the VM tests on one or all supported kernels.
+#
+#   tests/vm/run.sh [--build DIR] [--filter GLOB] RELEASE...|all
+#
+# RELEASE: bookworm (6.1), trixie (6.12), sid (newest). For each kernel:
+# prepare.sh (cached), build blksnap.ko into BUILD/vm/RELEASE/ with
+# kernel/build.sh, boot a QEMU guest (TCG) that runs tests/vm/tests/*.sh
+# (those matching GLOB), collect the results.
+#
+# Output (stdout): the TAP lines of all kernels, numbered across kernels,
+# the time each kernel took, and as the very last line
+#   N passed, N failed
+# Progress and the guests' serial consoles go to stderr. Exit status 0 only
+# if every test passed.
+#
+# Results: BUILD/vm-results/RELEASE/{console.log,results.tap,NAME.log,...}
+#
+# Environment:
+#   BLKSNAP_VM_TIMEOUT       seconds per kernel for boot + all tests (2400)
+#   BLKSNAP_VM_TEST_TIMEOUT  default per-test timeout in seconds (300)
+#   BLKSNAP_VM_DISK_SIZE     size of /dev/vdb and /dev/vdc (2G)
+#   BLKSNAP_VM_MEM, BLKSNAP_VM_SMP  guest RAM in MiB (4096), CPUs (2)
+#   BLKSNAP_VM_SCRATCH       where the disk images live (/var/tmp)
+#   BLKSNAP_VM_CACHE         prepared kernels (/var/cache/blksnap-vm)
+#   BLKSNAP_VM_QUIET=1       do not stream the consoles to stderr
+#   BLKSNAP_VM_APPEND        extra guest kernel command line
+#   BLKSNAP_KERNEL_DIR       module sources with build.sh (SRC/kernel)
+set -uo pipefail
+
+# shellcheck source=host-lib.sh
+. "$(dirname "$0")/host-lib.sh"
+
+build=$(default_build_dir)
+filter='*'
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--build) build=$2; shift 2 ;;
+	--filter) filter=$2; shift 2 ;;
+	-h|--help) sed -n '3,30p' "$0"; exit 0 ;;
+	-*) die "unknown option $1" ;;
+	*) break ;;
+	esac
+done
+[ $# -ge 1 ] || die "usage: run.sh [--build DIR] [--filter GLOB] RELEASE...|all"
+[ "$(id -u)" = 0 ] || die "run.sh must run as root"
+releases=()
+for r in "$@"; do
+	if [ "$r" = all ]; then
+		read -ra releases <<<"$RELEASES"
+	else
+		valid_release "$r" || die "unknown release '$r' (one of: $RELEASES all)"
+		releases+=("$r")
+	fi
+done
+
+mkdir -p "$build"
+build=$(cd "$build" && pwd)
+global_timeout=${BLKSNAP_VM_TIMEOUT:-2400}
+disk_size=${BLKSNAP_VM_DISK_SIZE:-2G}
+VM_DISK_BYTES=$(size_bytes "$disk_size")
+VM_DISKS="/dev/vdb /dev/vdc"
+BLKSNAP_VM_TEST_TIMEOUT=${BLKSNAP_VM_TEST_TIMEOUT:-300}
+
+mapfile -t names < <("$VM_DIR/guest-run.sh" --list --filter "$filter")
+[ ${#names[@]} -gt 0 ] || die "no test in $VM_DIR/tests matches '$filter'"
+
+# Cleanup for Ctrl-C / kill: stop QEMU (timeout(1) runs it in its own
+# process group, out of reach of the terminal's SIGINT) and drop the disks.
+qemu_pid=
+tail_pid=
+scratch=
+cleanup() {
+	[ -n "$qemu_pid" ] && kill "$qemu_pid" 2>/dev/null && wait "$qemu_pid" 2>/dev/null
+	[ -n "$tail_pid" ] && kill "$tail_pid" 2>/dev/null
+	[ -n "$scratch" ] && rm -rf "$scratch"
+	qemu_pid="" tail_pid="" scratch=""
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+tap_lines=()   # "STATUS - RELEASE: NAME# DIRECTIVE" without numbers
+timings=()
+
+# record RELEASE DEFAULT_REASON: turn RESULTS/results.tap into tap_lines,
+# in the planned order; planned tests without a line get "not ok" with the
+# reason (the first one gets FIRST_REASON when given: the test that was
+# running when the guest died or the clock ran out).
+record() {
+	local rel=$1 results=$2 rest_reason=$3 first_reason=${4:-} name line
+	declare -A got=()
+	if [ -f "$results/results.tap" ]; then
+		while IFS= read -r line; do
+			if [[ $line =~ ^(ok|not\ ok)\ [0-9]+\ -\ [^:]+:\ ([^ #]+)(.*)$ ]]; then
+				got[${BASH_REMATCH[2]}]="${BASH_REMATCH[1]}|${BASH_REMATCH[3]}"
+			fi
+		done <"$results/results.tap"
+	fi
+	for name in "${names[@]}"; do
+		if [ -n "${got[$name]:-}" ]; then
+			line=${got[$name]}
+			tap_lines+=("${line%%|*}|$rel: $name${line#*|}")
+		elif [ -n "$first_reason" ]; then
+			tap_lines+=("not ok|$rel: $name # $first_reason")
+			first_reason=
+		else
+			tap_lines+=("not ok|$rel: $name # $rest_reason")
+		fi
+	done
+}
+
+console_tail() {
+	say "----- last lines of $1 -----"
+	tail -n "${2:-60}" "$1" >&2
+	say "-----"
+}
+
+run_release() {
+	local rel=$1 results=$build/vm-results/$1 t0 t1 t_boot t_end rc
+	local p_s b_s boot_s test_s
+	rm -rf "$results"
+	mkdir -p "$results"
+	say "=== $rel ==="
+	t0=$(now)
+
+	if ! "$VM_DIR/prepare.sh" "$rel" 2> >(tee "$results/prepare.log" >&2); then
+		record "$rel" "$results" "did not run (prepare.sh failed)"
+		timings+=("# $rel: prepare failed after $(( $(now) - t0 )) s")
+		return
+	fi
+	load_env "$rel"
+	p_s=$(( $(now) - t0 ))
+
+	t1=$(now)
+	BLKSNAP_KO=$build/vm/$rel/blksnap.ko
+	if ! build_module "$build/vm/$rel" >"$results/build.log" 2>&1; then
+		say "module build for $rel ($KVER) failed:"
+		tail -n 40 "$results/build.log" >&2
+		record "$rel" "$results" "did not run (module build failed, see build.log)"
+		timings+=("# $rel ($KVER): prepare $p_s s, module build failed")
+		return
+	fi
+	b_s=$(( $(now) - t1 ))
+
+	scratch=$(mktemp -d "${BLKSNAP_VM_SCRATCH:-/var/tmp}/blksnap-vm.XXXXXX")
+	make_disks "$scratch" "$disk_size"
+	VM_TESTS="${names[*]}"
+	VM_RESULTS_HOST=$results
+	BLKSNAP_SRC=$SRC_DIR BLKSNAP_BUILD=$build \
+		write_vm_env "$results/vm.env" RELEASE KVER MODDIR BLKSNAP_SRC \
+		BLKSNAP_BUILD BLKSNAP_KO VM_DISKS VM_DISK_BYTES \
+		BLKSNAP_VM_TEST_TIMEOUT VM_TESTS VM_RESULTS_HOST
+
+	qemu_cmd test "$results" "$scratch"
+	printf '%q ' "${QEMU[@]}" >"$results/qemu.cmd"
+	: >"$results/console.log"
+	if [ "${BLKSNAP_VM_QUIET:-0}" != 1 ]; then
+		tail -n +1 -F "$results/console.log" 2>/dev/null >&2 &
+		tail_pid=$!
+	fi
+	t_boot=$(now)
+	timeout -k 10 "$global_timeout" "${QEMU[@]}" -serial "file:$results/console.log" \
+		</dev/null >"$results/qemu.log" 2>&1 &
+	qemu_pid=$!
+	wait "$qemu_pid"
+	rc=$?
+	qemu_pid=
+	t_end=$(now)
+	sleep 0.3 # let tail print the last console lines
+	cleanup
+
+	# Boot time: until stage 2 wrote "booted" on the results share.
+	if [ -f "$results/booted" ]; then
+		boot_s=$(( $(stat -c %Y "$results/booted") - t_boot ))
+		test_s=$(( t_end - t_boot - boot_s ))
+	else
+		boot_s='?' test_s='?'
+	fi
+
+	if grep -q '^# BLKSNAP-VM-DONE' "$results/results.tap" 2>/dev/null; then
+		record "$rel" "$results" "did not report"
+	elif [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+		say "$rel: global timeout (${global_timeout} s) hit, QEMU killed"
+		record "$rel" "$results" "did not run (global timeout)" \
+			"timeout (global, ${global_timeout} s)"
+		console_tail "$results/console.log"
+	else
+		say "$rel: the guest stopped before finishing (QEMU exit status $rc)"
+		record "$rel" "$results" "did not run (guest died)" \
+			"guest died or stopped during this test, see console.log"
+		[ -s "$results/qemu.log" ] && cat "$results/qemu.log" >&2
+		console_tail "$results/console.log"
+	fi
+	if grep -q '^# BLKSNAP-VM-DONE' "$results/results.tap" 2>/dev/null &&
+		grep -q '^not ok' "$results/results.tap"; then
+		console_tail "$results/console.log" 30
+	fi
+	timings+=("# $rel ($KVER): prepare $p_s s, build $b_s s, boot $boot_s s, tests $test_s s, total $(( $(now) - t0 )) s")
+}
+
+for r in "${releases[@]}"; do
+	run_release "$r"
+done
+
+passed=0
+failed=0
+n=0
+for l in "${tap_lines[@]}"; do
+	n=$((n + 1))
+	echo "${l%%|*} $n - ${l#*|}"
+	case "$l" in
+	ok\|*) passed=$((passed + 1)) ;;
+	*) failed=$((failed + 1)) ;;
+	esac
+done
+echo "1..$n"
+printf '%s\n' "${timings[@]}"
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ] && [ "$passed" -gt 0 ]
