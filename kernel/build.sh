@@ -50,7 +50,13 @@ else
 	work=/tmp/blksnap-build.$$
 	rm -rf "$root$work"
 	copy_sources "$root$work"
-	chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
+	# objtool of newer kernels (7.x) reads /proc: give the chroot one, in
+	# a private mount namespace so it goes away with the build, even if
+	# the build is interrupted.
+	# shellcheck disable=SC2016 # expanded by the inner sh
+	unshare --mount --propagation private sh -c '
+		mount -t proc proc "$1/proc" && exec chroot "$@"' sh \
+		"$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
 		make -s -C "$kdir" M="$work" -j"$jobs" modules
 	cp "$root$work/blksnap.ko" "$out/blksnap.ko"
 	rm -rf "$root$work"

@@ -33,9 +33,12 @@ die() {
 
 mode="test"
 # shellcheck disable=SC2013 # words, not lines
-for arg in $(cat /proc/cmdline); do
+for arg in $(</proc/cmdline); do
 	case "$arg" in
 	bvm.mode=*) mode=${arg#bvm.mode=} ;;
+	# bvm.trace=1 (BLKSNAP_VM_APPEND): trace this script with timestamps,
+	# to see where the boot spends its time.
+	bvm.trace=1) PS4='+ ${EPOCHREALTIME} '; set -x ;;
 	esac
 done
 

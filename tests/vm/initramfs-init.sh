@@ -56,9 +56,9 @@ mount -t overlay overlay \
 	/newroot || fail "cannot mount the overlay"
 
 [ -x "/newroot$stage2" ] || fail "stage 2 $stage2 not found on the host's /"
+read -r up _ </proc/uptime
+echo "initramfs: host / mounted at $up s, switching to $stage2"
 for d in proc sys dev; do
 	mount --move "/$d" "/newroot/$d" || fail "cannot move /$d"
 done
-read -r up _ </proc/uptime
-echo "initramfs: host / mounted at $up s, switching to $stage2"
 exec switch_root /newroot "$stage2"

@@ -83,7 +83,7 @@ cache_valid() {
 }
 
 # KVER the linux-image-amd64 metapackage depends on, in the chroot $1 (or on
-# the host when $1 is empty): "linux-image-6.12.57+deb13-amd64 (= ...)".
+# the host when $1 is empty), from "linux-image-6.12.57+deb13-amd64 (= ...)".
 image_kver() {
 	local root=${1:-} dep
 	if [ -n "$root" ]; then
@@ -93,9 +93,10 @@ image_kver() {
 		# shellcheck disable=SC2016
 		dep=$(dpkg-query -W -f='${Depends}' linux-image-amd64 2>/dev/null) || return 0
 	fi
-	dep=${dep%% *}
-	dep=${dep%,}
-	echo "${dep#linux-image-}"
+	# The dependency list varies (sid's also names linux-base-amd64): pick
+	# the versioned image package.
+	printf '%s\n' "$dep" | tr ',' '\n' |
+		sed -n 's/^ *linux-image-\([0-9][^ ]*\).*/\1/p' | head -n1
 }
 
 if [ "$refresh" = 0 ] && cache_valid; then
