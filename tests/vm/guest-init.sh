@@ -18,8 +18,10 @@ VM_DIR=$(cd "$(dirname "$0")" && pwd)
 
 # As PID 1 we must never just exit (that panics the kernel): every way out
 # goes through here.
+# No sync: nothing written in the guest needs to survive it (the results
+# share is mounted synchronous, the rest is tmpfs and throw-away disks),
+# and a sync can hang forever behind a stuck block device.
 power_off() {
-	sync
 	# busybox from busybox-static calls reboot(2) directly; the host's
 	# poweroff is systemctl, which needs a running systemd.
 	busybox poweroff -f
@@ -72,7 +74,7 @@ ip link set lo up 2>/dev/null
 # overlay only, by commands that work without systemd (-no-reboot turns a
 # reboot into QEMU's exit too).
 for c in poweroff reboot halt; do
-	printf '#!/bin/sh\nsync\nexec busybox poweroff -f\n' >/usr/local/sbin/$c
+	printf '#!/bin/sh\nexec busybox poweroff -f\n' >/usr/local/sbin/$c
 	chmod 755 /usr/local/sbin/$c
 done
 

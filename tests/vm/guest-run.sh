@@ -190,5 +190,4 @@ for t in "${tests[@]}"; do
 done
 
 report "# BLKSNAP-VM-DONE passed=$passed failed=$failed"
-sync
 [ "$failed" = 0 ]
