@@ -73,9 +73,71 @@ void cbt_map_free(struct cbt_map *cbt)
 {
 	if (!cbt)
 		return;
+	cbt_map_release_frozen(cbt);
 	atomic64_sub(cbt_map_memory(cbt), &cbt_memory);
 	vfree(cbt->map);
 	kfree(cbt);
+}
+
+/* Memory for a frozen copy, allocated before a take freezes devices. */
+u8 *cbt_map_alloc_copy(const struct cbt_map *cbt)
+{
+	u8 *copy = vmalloc(cbt->blk_count);
+
+	if (copy)
+		atomic64_add(PAGE_ALIGN(cbt->blk_count), &cbt_memory);
+	return copy;
+}
+
+/**
+ * cbt_map_switch() - Freeze the map for a snapshot and advance the number.
+ * @cbt: The map.
+ * @frozen: From cbt_map_alloc_copy().
+ *
+ * Called while no write reaches the device. Writes from now on carry the
+ * next change number, so "changed since the snapshot" is exact. After
+ * number 255 the map starts a new generation instead.
+ */
+void cbt_map_switch(struct cbt_map *cbt, u8 *frozen)
+{
+	if (cbt->changes_number == U8_MAX) {
+		memset(cbt->map, 0, cbt->blk_count);
+		uuid_gen(&cbt->generation);
+		cbt->changes_number = 1;
+	}
+	memcpy(frozen, cbt->map, cbt->blk_count);
+	cbt->frozen = frozen;
+	WRITE_ONCE(cbt->changes_number, cbt->changes_number + 1);
+}
+
+void cbt_map_free_copy(const struct cbt_map *cbt, u8 *copy)
+{
+	if (!copy)
+		return;
+	vfree(copy);
+	atomic64_sub(PAGE_ALIGN(cbt->blk_count), &cbt_memory);
+}
+
+void cbt_map_release_frozen(struct cbt_map *cbt)
+{
+	cbt_map_free_copy(cbt, cbt->frozen);
+	cbt->frozen = NULL;
+}
+
+/* The tracking blocks a sector range touches, clipped to the map. */
+static bool cbt_map_blocks(const struct cbt_map *cbt, sector_t sector,
+			   sector_t count, u32 *first, u32 *n)
+{
+	unsigned int sect_shift = cbt->blk_shift - SECTOR_SHIFT;
+	u64 start = sector >> sect_shift;
+	u64 last = (sector + count - 1) >> sect_shift;
+
+	if (start >= cbt->blk_count)
+		return false;
+	last = min_t(u64, last, cbt->blk_count - 1);
+	*first = start;
+	*n = last - start + 1;
+	return true;
 }
 
 /**
@@ -90,16 +152,23 @@ void cbt_map_free(struct cbt_map *cbt)
  */
 void cbt_map_mark(struct cbt_map *cbt, sector_t sector, sector_t count)
 {
-	unsigned int sect_shift = cbt->blk_shift - SECTOR_SHIFT;
-	u64 first = sector >> sect_shift;
-	u64 last = (sector + count - 1) >> sect_shift;
+	u32 first, n;
 
-	if (first >= cbt->blk_count)
-		return;
-	if (last >= cbt->blk_count)
-		last = cbt->blk_count - 1;
-	memset(cbt->map + first, READ_ONCE(cbt->changes_number),
-	       last - first + 1);
+	if (cbt_map_blocks(cbt, sector, count, &first, &n))
+		memset(cbt->map + first, READ_ONCE(cbt->changes_number), n);
+}
+
+/*
+ * A write to a snapshot image changes what the snapshot holds: the frozen
+ * copy records it with the snapshot's own number.
+ */
+void cbt_map_mark_frozen(struct cbt_map *cbt, sector_t sector, sector_t count)
+{
+	u32 first, n;
+
+	if (cbt->frozen && cbt_map_blocks(cbt, sector, count, &first, &n))
+		memset(cbt->frozen + first,
+		       READ_ONCE(cbt->changes_number) - 1, n);
 }
 
 /* Kernel memory held by one map: its pages and its descriptor. */

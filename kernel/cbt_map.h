@@ -14,6 +14,8 @@
  * @changes_number: Number that writes are marked with now (1..255).
  * @map: One byte per tracking block: the change number of its last write,
  *	0 if not written in this generation.
+ * @frozen: Copy of @map made when a snapshot was taken, or NULL. While
+ *	it exists, readers of the map get it: it matches the snapshot.
  *
  * The I/O path marks the map under rcu_read_lock() with plain byte stores:
  * concurrent writers store the same value, so no lock is needed. A reset
@@ -27,12 +29,18 @@ struct cbt_map {
 	uuid_t generation;
 	u8 changes_number;
 	u8 *map;
+	u8 *frozen;
 };
 
 struct cbt_map *cbt_map_create(sector_t capacity);
 void cbt_map_free(struct cbt_map *cbt);
 void cbt_map_mark(struct cbt_map *cbt, sector_t sector, sector_t count);
 size_t cbt_map_memory(const struct cbt_map *cbt);
+u8 *cbt_map_alloc_copy(const struct cbt_map *cbt);
+void cbt_map_free_copy(const struct cbt_map *cbt, u8 *copy);
+void cbt_map_switch(struct cbt_map *cbt, u8 *frozen);
+void cbt_map_release_frozen(struct cbt_map *cbt);
+void cbt_map_mark_frozen(struct cbt_map *cbt, sector_t sector, sector_t count);
 u64 cbt_map_total_memory(void);
 
 #endif /* __BLKSNAP_CBT_MAP_H */

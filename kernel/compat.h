@@ -8,7 +8,9 @@
 #define __BLKSNAP_COMPAT_H
 
 #include <linux/blkdev.h>
+#include <linux/blk-mq.h>
 #include <linux/fs.h>
+#include <linux/sched/mm.h>
 #include "compat_gen.h"
 
 /**
@@ -48,6 +50,86 @@ static inline struct block_device *compat_bdev_get_ref(dev_t dev)
 static inline void compat_bdev_put_ref(struct block_device *bdev)
 {
 	put_device(&bdev->bd_device);
+}
+
+/* Flush and freeze the file system on @bdev, if any. */
+static inline int compat_bdev_freeze(struct block_device *bdev)
+{
+#ifdef BLKSNAP_HAVE_BDEV_FREEZE
+	return bdev_freeze(bdev);
+#else
+	return freeze_bdev(bdev);
+#endif
+}
+
+static inline void compat_bdev_thaw(struct block_device *bdev)
+{
+#ifdef BLKSNAP_HAVE_BDEV_FREEZE
+	bdev_thaw(bdev);
+#else
+	thaw_bdev(bdev);
+#endif
+}
+
+/**
+ * compat_queue_freeze() - Wait until a queue has no request in flight and
+ *	hold new ones.
+ * @q: The queue.
+ *
+ * Allocations in the caller's context avoid I/O until the queue is
+ * unfrozen (it could be I/O to this very queue).
+ *
+ * Return: memory allocation flags for compat_queue_unfreeze().
+ */
+static inline unsigned int compat_queue_freeze(struct request_queue *q)
+{
+#ifdef BLKSNAP_HAVE_FREEZE_MEMFLAGS
+	return blk_mq_freeze_queue(q);
+#else
+	unsigned int memflags = memalloc_noio_save();
+
+	blk_mq_freeze_queue(q);
+	return memflags;
+#endif
+}
+
+static inline void compat_queue_unfreeze(struct request_queue *q,
+					 unsigned int memflags)
+{
+#ifdef BLKSNAP_HAVE_FREEZE_MEMFLAGS
+	blk_mq_unfreeze_queue(q, memflags);
+#else
+	blk_mq_unfreeze_queue(q);
+	memalloc_noio_restore(memflags);
+#endif
+}
+
+/**
+ * compat_alloc_disk() - Allocate a bio-based disk.
+ * @logical: Logical block size in bytes.
+ * @physical: Physical block size in bytes.
+ *
+ * Return: the disk or an ERR_PTR.
+ */
+static inline struct gendisk *compat_alloc_disk(unsigned int logical,
+						unsigned int physical)
+{
+#ifdef BLKSNAP_HAVE_BLK_ALLOC_DISK_LIMITS
+	struct queue_limits lim = {
+		.logical_block_size = logical,
+		.physical_block_size = physical,
+	};
+
+	return blk_alloc_disk(&lim, NUMA_NO_NODE);
+#else
+	struct gendisk *disk = blk_alloc_disk(NUMA_NO_NODE);
+
+	if (!disk)
+		return ERR_PTR(-ENOMEM);
+	blk_queue_logical_block_size(disk->queue, logical);
+	blk_queue_physical_block_size(disk->queue, physical);
+	return disk;
+#endif
 }
 
 #endif /* __BLKSNAP_COMPAT_H */

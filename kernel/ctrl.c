@@ -14,6 +14,7 @@
 #include <uapi/linux/blksnap.h>
 #include "cbt_map.h"
 #include "ctrl.h"
+#include "snapshot.h"
 #include "tracker.h"
 
 static int ctrl_get_dev(const struct blksnap_bdev *bdev, dev_t *dev)
@@ -156,6 +157,190 @@ static int ctrl_cbt_dirty(void __user *arg)
 	return ret;
 }
 
+static int ctrl_snapshot_create(void __user *arg)
+{
+	struct blksnap_uuid out;
+	uuid_t id;
+	int ret;
+
+	ret = snapshot_create(&id);
+	if (ret)
+		return ret;
+	export_uuid(out.b, &id);
+	if (copy_to_user(arg, &out, sizeof(out))) {
+		snapshot_destroy(&id);
+		return -EFAULT;
+	}
+	return 0;
+}
+
+/* Take, destroy: ioctls whose argument is only a snapshot id. */
+static int ctrl_snapshot_by_id(void __user *arg, int (*op)(const uuid_t *id))
+{
+	struct blksnap_uuid in;
+	uuid_t id;
+
+	if (copy_from_user(&in, arg, sizeof(in)))
+		return -EFAULT;
+	import_uuid(&id, in.b);
+	return op(&id);
+}
+
+static int ctrl_snapshot_add_device(void __user *arg)
+{
+	struct blksnap_snapshot_device req;
+	uuid_t id;
+	dev_t dev;
+	int ret;
+
+	if (copy_from_user(&req, arg, sizeof(req)))
+		return -EFAULT;
+	ret = ctrl_get_dev(&req.dev, &dev);
+	if (ret)
+		return ret;
+	import_uuid(&id, req.id.b);
+	return snapshot_add_device(&id, dev);
+}
+
+static int ctrl_snapshot_append_storage(void __user *arg)
+{
+	struct blksnap_snapshot_append_storage req;
+	struct blksnap_sectors *ranges;
+	uuid_t id;
+	dev_t dev;
+	int ret;
+
+	if (copy_from_user(&req, arg, sizeof(req)))
+		return -EFAULT;
+	ret = ctrl_get_dev(&req.dev, &dev);
+	if (ret)
+		return ret;
+	if (req.reserved || !req.count ||
+	    req.count > BLKSNAP_MAX_STORAGE_RANGES)
+		return -EINVAL;
+	ranges = vmemdup_user(u64_to_user_ptr(req.ranges),
+			      array_size(req.count, sizeof(*ranges)));
+	if (IS_ERR(ranges))
+		return PTR_ERR(ranges);
+	import_uuid(&id, req.id.b);
+	ret = snapshot_append_storage(&id, dev, ranges, req.count);
+	kvfree(ranges);
+	return ret;
+}
+
+static int ctrl_snapshot_list(void __user *arg)
+{
+	struct blksnap_snapshot_list list;
+	struct blksnap_uuid *out;
+	uuid_t *ids;
+	unsigned int i;
+	int ret;
+
+	if (copy_from_user(&list, arg, sizeof(list)))
+		return -EFAULT;
+	if (list.reserved || list.count > BLKSNAP_MAX_LIST)
+		return -EINVAL;
+	ids = kcalloc(max(list.count, 1U), sizeof(*ids), GFP_KERNEL);
+	out = kcalloc(max(list.count, 1U), sizeof(*out), GFP_KERNEL);
+	ret = -ENOMEM;
+	if (!ids || !out)
+		goto out;
+
+	ret = snapshot_list(ids, &list.count);
+	if (ret == -ENOBUFS) {
+		if (copy_to_user(arg, &list, sizeof(list)))
+			ret = -EFAULT;
+		goto out;
+	}
+	for (i = 0; i < list.count; i++)
+		export_uuid(out[i].b, &ids[i]);
+	ret = -EFAULT;
+	if (copy_to_user(u64_to_user_ptr(list.ids), out,
+			 list.count * sizeof(*out)) ||
+	    copy_to_user(arg, &list, sizeof(list)))
+		goto out;
+	ret = 0;
+out:
+	kfree(out);
+	kfree(ids);
+	return ret;
+}
+
+static int ctrl_snapshot_info(void __user *arg)
+{
+	struct blksnap_snapshot_info info;
+	struct blksnap_bdev *out = NULL;
+	dev_t *devs = NULL;
+	unsigned int i, count;
+	uuid_t id;
+	int ret;
+
+	if (copy_from_user(&info, arg, sizeof(info)))
+		return -EFAULT;
+	if (info.reserved || info.device_count > BLKSNAP_MAX_LIST)
+		return -EINVAL;
+	count = info.device_count;
+	if (info.devices) {
+		devs = kcalloc(max(count, 1U), sizeof(*devs), GFP_KERNEL);
+		out = kcalloc(max(count, 1U), sizeof(*out), GFP_KERNEL);
+		ret = -ENOMEM;
+		if (!devs || !out)
+			goto out;
+	}
+	import_uuid(&id, info.id.b);
+	ret = snapshot_info(&id, &info, devs, &count);
+	if (ret && ret != -ENOBUFS)
+		goto out;
+	info.device_count = count;
+	for (i = 0; !ret && devs && i < count; i++) {
+		out[i].major = MAJOR(devs[i]);
+		out[i].minor = MINOR(devs[i]);
+	}
+	if ((!ret && devs &&
+	     copy_to_user(u64_to_user_ptr(info.devices), out,
+			  count * sizeof(*out))) ||
+	    copy_to_user(arg, &info, sizeof(info)))
+		ret = -EFAULT;
+out:
+	kfree(out);
+	kfree(devs);
+	return ret;
+}
+
+static int ctrl_image_info(void __user *arg)
+{
+	struct blksnap_image_info info;
+	dev_t dev;
+	int ret;
+
+	if (copy_from_user(&info, arg, sizeof(info)))
+		return -EFAULT;
+	ret = ctrl_get_dev(&info.dev, &dev);
+	if (ret)
+		return ret;
+	memset((u8 *)&info + sizeof(info.dev), 0,
+	       sizeof(info) - sizeof(info.dev));
+	ret = tracker_image_info(dev, &info);
+	if (ret)
+		return ret;
+	return copy_to_user(arg, &info, sizeof(info)) ? -EFAULT : 0;
+}
+
+static int ctrl_snapshot_wait_event(void __user *arg)
+{
+	struct blksnap_snapshot_event event;
+	uuid_t id;
+	int ret;
+
+	if (copy_from_user(&event, arg, sizeof(event)))
+		return -EFAULT;
+	import_uuid(&id, event.id.b);
+	ret = snapshot_wait_event(&id, event.timeout_ms, &event);
+	if (ret)
+		return ret;
+	return copy_to_user(arg, &event, sizeof(event)) ? -EFAULT : 0;
+}
+
 static long ctrl_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 {
 	void __user *argp = (void __user *)arg;
@@ -178,6 +363,24 @@ static long ctrl_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		return ctrl_cbt_map(argp);
 	case IOCTL_BLKSNAP_CBT_DIRTY:
 		return ctrl_cbt_dirty(argp);
+	case IOCTL_BLKSNAP_SNAPSHOT_CREATE:
+		return ctrl_snapshot_create(argp);
+	case IOCTL_BLKSNAP_SNAPSHOT_ADD_DEVICE:
+		return ctrl_snapshot_add_device(argp);
+	case IOCTL_BLKSNAP_SNAPSHOT_APPEND_STORAGE:
+		return ctrl_snapshot_append_storage(argp);
+	case IOCTL_BLKSNAP_SNAPSHOT_TAKE:
+		return ctrl_snapshot_by_id(argp, snapshot_take);
+	case IOCTL_BLKSNAP_SNAPSHOT_DESTROY:
+		return ctrl_snapshot_by_id(argp, snapshot_destroy);
+	case IOCTL_BLKSNAP_SNAPSHOT_LIST:
+		return ctrl_snapshot_list(argp);
+	case IOCTL_BLKSNAP_SNAPSHOT_INFO:
+		return ctrl_snapshot_info(argp);
+	case IOCTL_BLKSNAP_IMAGE_INFO:
+		return ctrl_image_info(argp);
+	case IOCTL_BLKSNAP_SNAPSHOT_WAIT_EVENT:
+		return ctrl_snapshot_wait_event(argp);
 	default:
 		return -ENOTTY;
 	}

@@ -5,7 +5,9 @@
  * Mainline has no block device filter API, so blksnap puts ftrace hooks on
  * two exported functions:
  *  - submit_bio_noacct(), which every bio passes on its way to a driver.
- *    The callback records writes in the CBT and returns; it never sleeps.
+ *    The callback records writes in the CBT; a write that needs
+ *    copy-on-write first is diverted to blksnap_submit_bio_noacct().
+ *    The callback never sleeps.
  *  - del_gendisk(), which is diverted to blksnap_del_gendisk() so trackers
  *    can let go of a disk before it is torn down.
  * Both are registered with FTRACE_OPS_FL_IPMODIFY: only one such user per
@@ -27,6 +29,19 @@
 /* Held while a diverted call runs blksnap code, so unload can wait. */
 DEFINE_STATIC_SRCU(hook_srcu);
 
+/*
+ * Runs instead of submit_bio_noacct() for diverted bios. noinline and the
+ * work after the call keep the compiler from turning the call inside into
+ * a jump, which would hide our return address and loop back into the hook.
+ */
+static noinline void blksnap_submit_bio_noacct(struct bio *bio)
+{
+	int idx = srcu_read_lock(&hook_srcu);
+
+	tracker_submit_bio(bio);
+	srcu_read_unlock(&hook_srcu, idx);
+}
+
 static void notrace submit_bio_callback(unsigned long ip,
 					unsigned long parent_ip,
 					struct ftrace_ops *ops,
@@ -36,14 +51,12 @@ static void notrace submit_bio_callback(unsigned long ip,
 
 	if (!regs || within_module(parent_ip, THIS_MODULE))
 		return;
-	tracker_mark_bio((struct bio *)regs_get_kernel_argument(regs, 0));
+	if (tracker_intercept_bio((struct bio *)regs_get_kernel_argument(regs, 0)))
+		instruction_pointer_set(regs,
+					(unsigned long)blksnap_submit_bio_noacct);
 }
 
-/*
- * Runs instead of del_gendisk(). noinline and the work after the call keep
- * the compiler from turning the call into a jump, which would hide our
- * return address and loop back into the hook.
- */
+/* Runs instead of del_gendisk(); noinline for the same reason. */
 static noinline void blksnap_del_gendisk(struct gendisk *disk)
 {
 	int idx = srcu_read_lock(&hook_srcu);

@@ -7,8 +7,10 @@
 #include <linux/moduleparam.h>
 #include <uapi/linux/blksnap.h>
 #include "ctrl.h"
+#include "diff_area.h"
 #include "hook.h"
 #include "params.h"
+#include "snapshot.h"
 #include "tracker.h"
 
 /*
@@ -33,6 +35,32 @@ module_param(tracking_block_maximum_count, uint, 0444);
 MODULE_PARM_DESC(tracking_block_maximum_count,
 		 "tracking blocks per device before the block size grows (1024-16777216, default 1048576)");
 
+/*
+ * Copy-on-write chunk size: the same rule with its own bounds. A chunk is
+ * copied whole on the first write to it, and one bio carries it, so it is
+ * at most 1 MiB.
+ */
+unsigned int chunk_minimum_shift = 16;
+module_param(chunk_minimum_shift, uint, 0444);
+MODULE_PARM_DESC(chunk_minimum_shift,
+		 "log2 of the smallest copy-on-write chunk in bytes (12-20, default 16)");
+
+unsigned int chunk_maximum_shift = 20;
+module_param(chunk_maximum_shift, uint, 0444);
+MODULE_PARM_DESC(chunk_maximum_shift,
+		 "log2 of the largest copy-on-write chunk in bytes (12-20, default 20)");
+
+unsigned int chunk_maximum_count = 1U << 20;
+module_param(chunk_maximum_count, uint, 0444);
+MODULE_PARM_DESC(chunk_maximum_count,
+		 "chunks per device before the chunk size grows (default 1048576)");
+
+/* Free difference storage below which userspace is asked for more. */
+unsigned long diff_storage_minimum = 262144;
+module_param(diff_storage_minimum, ulong, 0444);
+MODULE_PARM_DESC(diff_storage_minimum,
+		 "low free space threshold in sectors (default 262144 = 128 MiB)");
+
 static bool params_valid(void)
 {
 	if (tracking_block_minimum_shift < 12 ||
@@ -46,6 +74,11 @@ static bool params_valid(void)
 		pr_err("tracking_block_maximum_count must be 1024 to 16777216\n");
 		return false;
 	}
+	if (chunk_minimum_shift < 12 || chunk_maximum_shift > 20 ||
+	    chunk_minimum_shift > chunk_maximum_shift || !chunk_maximum_count) {
+		pr_err("chunk shifts must satisfy 12 <= minimum <= maximum <= 20\n");
+		return false;
+	}
 	return true;
 }
 
@@ -56,24 +89,33 @@ static int __init blksnap_init(void)
 	if (!params_valid())
 		return -EINVAL;
 
-	ret = hook_register();
+	ret = diff_area_module_init();
 	if (ret)
 		return ret;
+	ret = hook_register();
+	if (ret)
+		goto fail_diff_area;
 	ret = ctrl_init();
-	if (ret) {
-		hook_unregister();
-		return ret;
-	}
+	if (ret)
+		goto fail_hook;
 	pr_info("version %u.%u loaded\n", BLKSNAP_VERSION_MAJOR,
 		BLKSNAP_VERSION_MINOR);
 	return 0;
+
+fail_hook:
+	hook_unregister();
+fail_diff_area:
+	diff_area_module_exit();
+	return ret;
 }
 
 static void __exit blksnap_exit(void)
 {
 	ctrl_done();
+	snapshot_destroy_all();
 	hook_unregister();
 	tracker_detach_all();
+	diff_area_module_exit();
 	pr_info("unloaded\n");
 }
 

@@ -6,5 +6,9 @@
 extern unsigned int tracking_block_minimum_shift;
 extern unsigned int tracking_block_maximum_shift;
 extern unsigned int tracking_block_maximum_count;
+extern unsigned int chunk_minimum_shift;
+extern unsigned int chunk_maximum_shift;
+extern unsigned int chunk_maximum_count;
+extern unsigned long diff_storage_minimum;
 
 #endif /* __BLKSNAP_PARAMS_H */

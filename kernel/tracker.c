@@ -11,32 +11,74 @@
 #define pr_fmt(fmt) KBUILD_MODNAME "-tracker: " fmt
 #include <linux/blkdev.h>
 #include <linux/bio.h>
+#include <linux/kref.h>
 #include <linux/mutex.h>
+#include <linux/sched.h>
 #include <linux/slab.h>
+#include <linux/spinlock.h>
+#include <linux/srcu.h>
 #include <linux/xarray.h>
 #include "cbt_map.h"
 #include "compat.h"
+#include "diff_area.h"
+#include "snapimage.h"
+#include "snapshot.h"
 #include "tracker.h"
 
 /**
+ * enum tracker_state - Where a tracker stands with snapshots.
+ * @TRACKER_IDLE: In no snapshot: writes are only recorded in the CBT.
+ * @TRACKER_HELD: In a snapshot not taken yet: writes pass through
+ *	blksnap code, so a take can wait for them (tracker_wait_submitters()).
+ * @TRACKER_TAKING: A take is under way: new writes are parked.
+ * @TRACKER_COW: Taken: writes to chunks not yet copied wait for the copy.
+ */
+enum tracker_state {
+	TRACKER_IDLE,
+	TRACKER_HELD,
+	TRACKER_TAKING,
+	TRACKER_COW,
+};
+
+/**
  * struct tracker - A tracked block device.
+ * @kref: The registry holds one reference, a snapshot another.
  * @dev: Device number, the key in &trackers.
  * @bdev: The device. A reference, not an open: the device may go away.
  * @diskseq: Sequence number of the disk's medium when tracking started. A
  *	different number means another medium (e.g. a loop device re-bound
  *	to another file): the map no longer describes the device.
  * @cbt: The CBT map; replaced (under tracker_mutex) when it is reset.
+ * @snapshot: The snapshot the device belongs to, under tracker_mutex.
+ * @state: &enum tracker_state; read locklessly by the submit hook,
+ *	changed under @submit_lock.
+ * @submit_lock: Protects @state changes and @parked.
+ * @parked: Writes that arrived during a take.
+ * @area: Copy-on-write state while @state is TRACKER_COW.
+ * @image: The snapshot image, after the take.
+ * @frozen_copy: Memory for the CBT's frozen copy, from take_prepare to
+ *	the switch.
  */
 struct tracker {
+	struct kref kref;
 	dev_t dev;
 	struct block_device *bdev;
 	u64 diskseq;
 	struct cbt_map __rcu *cbt;
+	struct snapshot *snapshot;
+	int state;
+	spinlock_t submit_lock;
+	struct bio_list parked;
+	struct diff_area __rcu *area;
+	struct snapimage *image;
+	u8 *frozen_copy;
 };
 
 /* Tracked devices by dev_t. Readers use RCU, writers tracker_mutex. */
 static DEFINE_XARRAY(trackers);
 static DEFINE_MUTEX(tracker_mutex);
+/* Held by tracker_submit_bio() while it decides about and passes a bio. */
+DEFINE_STATIC_SRCU(submit_srcu);
 
 static inline struct cbt_map *tracker_cbt(struct tracker *tracker)
 {
@@ -44,21 +86,34 @@ static inline struct cbt_map *tracker_cbt(struct tracker *tracker)
 					 lockdep_is_held(&tracker_mutex));
 }
 
-static void tracker_free(struct tracker *tracker)
+static void tracker_release(struct kref *kref)
 {
+	struct tracker *tracker = container_of(kref, struct tracker, kref);
+
 	cbt_map_free(rcu_dereference_raw(tracker->cbt));
 	compat_bdev_put_ref(tracker->bdev);
 	kfree(tracker);
 }
 
-/* Remove a tracker; the caller holds tracker_mutex. */
+void tracker_put(struct tracker *tracker)
+{
+	kref_put(&tracker->kref, tracker_release);
+}
+
+/*
+ * Remove a tracker from the registry; the caller holds tracker_mutex. A
+ * snapshot holding the device breaks: its image can no longer be right.
+ */
 static void tracker_remove(struct tracker *tracker, const char *why)
 {
 	xa_erase(&trackers, tracker->dev);
+	if (tracker->snapshot)
+		snapshot_set_corrupted(tracker->snapshot, tracker->dev, -ENODEV);
 	synchronize_rcu();
+	synchronize_srcu(&submit_srcu);
 	pr_info("stopped tracking %u:%u: %s\n", MAJOR(tracker->dev),
 		MINOR(tracker->dev), why);
-	tracker_free(tracker);
+	tracker_put(tracker);
 }
 
 /*
@@ -90,7 +145,8 @@ static int tracker_refresh(struct tracker *tracker)
 		return -ENOENT;
 	}
 	capacity = bdev_nr_sectors(tracker->bdev);
-	if (capacity == old->capacity)
+	/* The frozen copy must match the snapshot: reset after it goes. */
+	if (capacity == old->capacity || tracker->snapshot)
 		return 0;
 
 	cbt = cbt_map_create(capacity);
@@ -126,6 +182,10 @@ static struct tracker *tracker_new(dev_t dev)
 	bdev = compat_bdev_get_ref(dev);
 	if (IS_ERR(bdev))
 		return ERR_PTR(-ENODEV);
+	if (snapimage_is_image(bdev)) {
+		compat_bdev_put_ref(bdev);
+		return ERR_PTR(-EINVAL);
+	}
 	if (!bdev_nr_sectors(bdev)) {
 		compat_bdev_put_ref(bdev);
 		return ERR_PTR(-ENODEV);
@@ -142,6 +202,9 @@ static struct tracker *tracker_new(dev_t dev)
 		compat_bdev_put_ref(bdev);
 		return ERR_PTR(-ENOMEM);
 	}
+	kref_init(&tracker->kref);
+	spin_lock_init(&tracker->submit_lock);
+	bio_list_init(&tracker->parked);
 	tracker->dev = dev;
 	tracker->bdev = bdev;
 	tracker->diskseq = bdev->bd_disk->diskseq;
@@ -187,7 +250,7 @@ int tracker_attach(dev_t dev)
 
 out_free:
 	mutex_unlock(&tracker_mutex);
-	tracker_free(tracker);
+	tracker_put(tracker);
 	return ret;
 }
 
@@ -195,12 +258,18 @@ int tracker_detach(dev_t dev)
 {
 	struct tracker *tracker;
 
+	int ret = 0;
+
 	mutex_lock(&tracker_mutex);
 	tracker = xa_load(&trackers, dev);
-	if (tracker)
+	if (!tracker)
+		ret = -ENOENT;
+	else if (tracker->snapshot)
+		ret = -EBUSY;
+	else
 		tracker_remove(tracker, "detached");
 	mutex_unlock(&tracker_mutex);
-	return tracker ? 0 : -ENOENT;
+	return ret;
 }
 
 /**
@@ -291,7 +360,7 @@ u8 *tracker_cbt_copy(dev_t dev, u32 offset, u32 length)
 		buf = ERR_PTR(-ENOMEM);
 		goto out;
 	}
-	memcpy(buf, cbt->map + offset, length);
+	memcpy(buf, (cbt->frozen ? cbt->frozen : cbt->map) + offset, length);
 out:
 	mutex_unlock(&tracker_mutex);
 	return buf;
@@ -348,51 +417,208 @@ void tracker_detach_all(void)
 	mutex_unlock(&tracker_mutex);
 }
 
-/* Mark a write on one tracker; called under rcu_read_lock(). */
-static void tracker_mark(dev_t dev, struct block_device *bdev,
-			 sector_t sector, sector_t count)
+/*
+ * @state is stored with release semantics after what it enables (the
+ * switched CBT, the area) and loaded with acquire semantics by the
+ * lockless submit hook, which then sees those too.
+ */
+static int tracker_state(struct tracker *tracker)
 {
-	struct tracker *tracker = xa_load(&trackers, dev);
+	/* Pairs with tracker_store_state(). */
+	return smp_load_acquire(&tracker->state);
+}
 
-	/*
-	 * A bio for another device behind the same number (a re-created
-	 * partition or disk) or another medium is not ours to record.
-	 */
+static void tracker_store_state(struct tracker *tracker, int state)
+{
+	/* Pairs with tracker_state(). */
+	smp_store_release(&tracker->state, state);
+}
+
+/*
+ * The tracker of @bdev itself, if it is the device tracking started on;
+ * a bio for another device behind the same number (a re-created partition
+ * or disk) or another medium is not ours. Called under RCU.
+ */
+static struct tracker *tracker_lookup(struct block_device *bdev)
+{
+	struct tracker *tracker = xa_load(&trackers, bdev->bd_dev);
+
 	if (!tracker || tracker->bdev != bdev ||
 	    bdev->bd_disk->diskseq != tracker->diskseq)
-		return;
+		return NULL;
+	return tracker;
+}
+
+static void tracker_mark(struct tracker *tracker, sector_t sector,
+			 sector_t count)
+{
 	cbt_map_mark(rcu_dereference(tracker->cbt), sector, count);
 }
 
-/**
- * tracker_mark_bio() - Record the blocks a bio is about to change.
- * @bio: A bio entering submit_bio_noacct().
- *
- * A write to a partition is recorded for the partition and for its whole
- * disk, whichever is tracked. Runs in the submitter's context, possibly
- * atomic; never sleeps.
+/*
+ * The tracker that does copy-on-write for a bio's device: the device's
+ * own, or its whole disk's with @offset set to the partition's start. At
+ * most one of them is in a snapshot (tracker_claim()). Called under RCU.
  */
-void tracker_mark_bio(struct bio *bio)
+static struct tracker *tracker_cow_target(struct block_device *bdev,
+					  sector_t *offset)
+{
+	struct tracker *tracker = tracker_lookup(bdev);
+
+	*offset = 0;
+	if (tracker && tracker_state(tracker) != TRACKER_IDLE)
+		return tracker;
+	if (!bdev_is_partition(bdev))
+		return NULL;
+	tracker = tracker_lookup(bdev->bd_disk->part0);
+	if (tracker && tracker_state(tracker) != TRACKER_IDLE) {
+		*offset = bdev->bd_start_sect;
+		return tracker;
+	}
+	return NULL;
+}
+
+/* Does a write to a device under snapshot need blksnap's attention? */
+static bool tracker_needs_divert(struct tracker *tracker, struct bio *bio,
+				 sector_t offset)
+{
+	struct diff_area *area;
+
+	if (tracker_state(tracker) != TRACKER_COW)
+		return true;
+	area = rcu_dereference(tracker->area);
+	return area && !diff_area_range_stable(area,
+					       bio->bi_iter.bi_sector + offset,
+					       bio_sectors(bio));
+}
+
+/**
+ * tracker_intercept_bio() - Look at a bio entering submit_bio_noacct().
+ * @bio: The bio.
+ *
+ * Records the blocks a write is about to change, for the device and, for a
+ * partition, for its whole disk, whichever is tracked. Runs in the
+ * submitter's context, possibly atomic; never sleeps.
+ *
+ * Return: true if the bio must go to tracker_submit_bio() instead: a write
+ * to a device in a snapshot, unless it only touches chunks copied already.
+ */
+bool tracker_intercept_bio(struct bio *bio)
 {
 	struct block_device *bdev = bio->bi_bdev;
 	sector_t sector = bio->bi_iter.bi_sector;
 	sector_t count = bio_sectors(bio);
+	struct tracker *tracker;
+	sector_t offset;
+	bool divert = false;
 
 	if (xa_empty(&trackers) || !op_is_write(bio_op(bio)) || !count)
-		return;
+		return false;
 	/*
-	 * A remapped bio was recorded when it first entered: a split
+	 * A remapped bio was handled when it first entered: a split
 	 * remainder coming back holds whole-disk sectors on a partition.
 	 */
 	if (bio_flagged(bio, BIO_REMAPPED))
-		return;
+		return false;
 
 	rcu_read_lock();
-	tracker_mark(bdev->bd_dev, bdev, sector, count);
-	if (bdev_is_partition(bdev))
-		tracker_mark(bdev->bd_disk->part0->bd_dev,
-			     bdev->bd_disk->part0,
-			     sector + bdev->bd_start_sect, count);
+	tracker = tracker_lookup(bdev);
+	if (tracker)
+		tracker_mark(tracker, sector, count);
+	if (bdev_is_partition(bdev)) {
+		tracker = tracker_lookup(bdev->bd_disk->part0);
+		if (tracker)
+			tracker_mark(tracker, sector + bdev->bd_start_sect,
+				     count);
+	}
+	/* blksnap's own writes (copies into storage) are not copied again. */
+	if (!diff_area_owns_bio(bio)) {
+		tracker = tracker_cow_target(bdev, &offset);
+		divert = tracker && tracker_needs_divert(tracker, bio, offset);
+	}
+	rcu_read_unlock();
+	return divert;
+}
+
+/* Decide about a diverted write; called within submit_srcu. */
+static void tracker_submit_cow(struct tracker *tracker, struct bio *bio,
+			       sector_t offset)
+{
+	struct diff_area *area;
+	unsigned long flags;
+
+	spin_lock_irqsave(&tracker->submit_lock, flags);
+	switch (tracker->state) {
+	case TRACKER_TAKING:
+		bio_list_add(&tracker->parked, bio);
+		spin_unlock_irqrestore(&tracker->submit_lock, flags);
+		return;
+	case TRACKER_COW:
+		area = rcu_dereference_protected(tracker->area, true);
+		spin_unlock_irqrestore(&tracker->submit_lock, flags);
+		/*
+		 * The hook may have marked the CBT just before the take
+		 * switched numbers: mark again with the new one.
+		 */
+		rcu_read_lock();
+		tracker_mark(tracker, bio->bi_iter.bi_sector + offset,
+			     bio_sectors(bio));
+		rcu_read_unlock();
+		diff_area_submit_write(area, bio, offset);
+		return;
+	default:
+		spin_unlock_irqrestore(&tracker->submit_lock, flags);
+		submit_bio_noacct(bio);
+	}
+}
+
+/**
+ * tracker_submit_bio() - Handle a write the submit hook diverted.
+ * @bio: A write to a device in a snapshot.
+ *
+ * A bio submitted by a stacking driver (current->bio_list set) would only
+ * be sent on after this returns, out of sight of a take waiting for
+ * submitters; such bios are handed to a worker first.
+ */
+void tracker_submit_bio(struct bio *bio)
+{
+	struct tracker *tracker;
+	sector_t offset;
+	int idx;
+
+	if (current->bio_list) {
+		diff_area_defer_bio(bio, tracker_submit_bio);
+		return;
+	}
+	idx = srcu_read_lock(&submit_srcu);
+	rcu_read_lock();
+	tracker = tracker_cow_target(bio->bi_bdev, &offset);
+	rcu_read_unlock();
+	if (tracker)
+		tracker_submit_cow(tracker, bio, offset);
+	else
+		submit_bio_noacct(bio);
+	srcu_read_unlock(&submit_srcu, idx);
+}
+
+/**
+ * tracker_mark_image_write() - Record a write to a snapshot image.
+ * @tracker: The original's tracker.
+ * @sector: First sector written.
+ * @count: Sectors written.
+ *
+ * The image now differs from the original at the take: both the live map
+ * and the snapshot's frozen copy say so.
+ */
+void tracker_mark_image_write(struct tracker *tracker, sector_t sector,
+			      sector_t count)
+{
+	struct cbt_map *cbt;
+
+	rcu_read_lock();
+	cbt = rcu_dereference(tracker->cbt);
+	cbt_map_mark(cbt, sector, count);
+	cbt_map_mark_frozen(cbt, sector, count);
 	rcu_read_unlock();
 }
 
@@ -401,7 +627,7 @@ void tracker_mark_bio(struct bio *bio)
  * @disk: The disk, on its way through del_gendisk().
  *
  * Trackers of the disk and of its partitions are dropped before the disk
- * is torn down.
+ * is torn down; a snapshot holding one of them breaks.
  */
 void tracker_disk_removed(struct gendisk *disk)
 {
@@ -414,4 +640,253 @@ void tracker_disk_removed(struct gendisk *disk)
 			tracker_remove(tracker, "device removed");
 	}
 	mutex_unlock(&tracker_mutex);
+}
+
+/* ---- snapshots ---- */
+
+/**
+ * tracker_get_by_dev() - Find a tracker for a snapshot.
+ * @dev: Tracked device.
+ *
+ * Return: a reference to the tracker, or ERR_PTR(-ENOENT).
+ */
+struct tracker *tracker_get_by_dev(dev_t dev)
+{
+	struct tracker *tracker;
+
+	mutex_lock(&tracker_mutex);
+	tracker = tracker_get_fresh(dev);
+	if (!IS_ERR(tracker))
+		kref_get(&tracker->kref);
+	mutex_unlock(&tracker_mutex);
+	return tracker;
+}
+
+dev_t tracker_dev(struct tracker *tracker)
+{
+	return tracker->dev;
+}
+
+struct block_device *tracker_bdev(struct tracker *tracker)
+{
+	return tracker->bdev;
+}
+
+/* Is the tracker still registered for a present device? */
+bool tracker_present(struct tracker *tracker)
+{
+	bool present;
+
+	mutex_lock(&tracker_mutex);
+	present = xa_load(&trackers, tracker->dev) == tracker &&
+		  tracker_device_present(tracker);
+	mutex_unlock(&tracker_mutex);
+	return present;
+}
+
+static void tracker_set_state(struct tracker *tracker, int state)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&tracker->submit_lock, flags);
+	tracker_store_state(tracker, state);
+	spin_unlock_irqrestore(&tracker->submit_lock, flags);
+}
+
+/**
+ * tracker_claim() - Make a tracker part of a snapshot.
+ * @tracker: The tracker.
+ * @snapshot: The snapshot.
+ *
+ * A disk and its partitions take part in at most one snapshot between
+ * them, so a write has one copy-on-write owner.
+ *
+ * Return: 0 or -EBUSY.
+ */
+int tracker_claim(struct tracker *tracker, struct snapshot *snapshot)
+{
+	struct tracker *other;
+	unsigned long idx;
+	int ret = 0;
+
+	mutex_lock(&tracker_mutex);
+	xa_for_each(&trackers, idx, other) {
+		if (other->snapshot &&
+		    other->bdev->bd_disk == tracker->bdev->bd_disk) {
+			ret = -EBUSY;
+			goto out;
+		}
+	}
+	tracker->snapshot = snapshot;
+	tracker_set_state(tracker, TRACKER_HELD);
+out:
+	mutex_unlock(&tracker_mutex);
+	return ret;
+}
+
+/* Leave the snapshot (after tracker_release_cow() if it was taken). */
+void tracker_unclaim(struct tracker *tracker)
+{
+	mutex_lock(&tracker_mutex);
+	tracker_set_state(tracker, TRACKER_IDLE);
+	tracker->snapshot = NULL;
+	mutex_unlock(&tracker_mutex);
+}
+
+/* Allocate what the take needs before anything is frozen. */
+int tracker_take_prepare(struct tracker *tracker)
+{
+	int ret = 0;
+
+	mutex_lock(&tracker_mutex);
+	if (!tracker_device_present(tracker)) {
+		ret = -ENODEV;
+	} else {
+		tracker->frozen_copy =
+			cbt_map_alloc_copy(tracker_cbt(tracker));
+		if (!tracker->frozen_copy)
+			ret = -ENOMEM;
+	}
+	mutex_unlock(&tracker_mutex);
+	return ret;
+}
+
+/* Park new writes; the caller then waits for those already passing. */
+void tracker_take_hold(struct tracker *tracker)
+{
+	tracker_set_state(tracker, TRACKER_TAKING);
+}
+
+/*
+ * Wait until every diverted write that saw the old state has been sent
+ * on (to the queue, which the caller drains by freezing it).
+ */
+void tracker_wait_submitters(void)
+{
+	synchronize_srcu(&submit_srcu);
+}
+
+/**
+ * tracker_take_switch() - The instant of the snapshot, for one device.
+ * @tracker: A tracker in TRACKER_TAKING state with no write in flight.
+ * @area: Its copy-on-write state.
+ *
+ * Freezes the CBT with the current change number and starts the next one.
+ */
+void tracker_take_switch(struct tracker *tracker, struct diff_area *area)
+{
+	/*
+	 * No tracker_mutex here: the devices' queues are frozen, and its
+	 * holders may allocate memory with I/O. The map is not replaced
+	 * while the tracker is in a snapshot (tracker_refresh()).
+	 */
+	cbt_map_switch(rcu_dereference_protected(tracker->cbt, true),
+		       tracker->frozen_copy);
+	tracker->frozen_copy = NULL;
+	rcu_assign_pointer(tracker->area, area);
+}
+
+/* Send the parked writes back through the path they missed. */
+static void tracker_unpark(struct tracker *tracker, struct bio_list *bios)
+{
+	struct bio *bio;
+
+	while ((bio = bio_list_pop(bios)))
+		tracker_submit_bio(bio);
+}
+
+/**
+ * tracker_take_release() - Start copy-on-write and release parked writes.
+ * @tracker: The tracker, switched.
+ * @image: Its snapshot image.
+ */
+void tracker_take_release(struct tracker *tracker, struct snapimage *image)
+{
+	struct bio_list parked;
+	unsigned long flags;
+
+	tracker->image = image;
+	spin_lock_irqsave(&tracker->submit_lock, flags);
+	tracker_store_state(tracker, TRACKER_COW);
+	parked = tracker->parked;
+	bio_list_init(&tracker->parked);
+	spin_unlock_irqrestore(&tracker->submit_lock, flags);
+	tracker_unpark(tracker, &parked);
+}
+
+/* The take failed: back to TRACKER_HELD, parked writes pass as before. */
+void tracker_take_abort(struct tracker *tracker)
+{
+	struct bio_list parked;
+	unsigned long flags;
+
+	mutex_lock(&tracker_mutex);
+	cbt_map_free_copy(tracker_cbt(tracker), tracker->frozen_copy);
+	tracker->frozen_copy = NULL;
+	mutex_unlock(&tracker_mutex);
+
+	spin_lock_irqsave(&tracker->submit_lock, flags);
+	tracker_store_state(tracker, TRACKER_HELD);
+	parked = tracker->parked;
+	bio_list_init(&tracker->parked);
+	spin_unlock_irqrestore(&tracker->submit_lock, flags);
+	tracker_unpark(tracker, &parked);
+}
+
+/**
+ * tracker_release_cow() - Stop copy-on-write at snapshot destruction.
+ * @tracker: A tracker of the snapshot.
+ * @image: Set to its image, for the caller to remove.
+ *
+ * Writes pass untouched from now on; the caller waits for the I/O path
+ * (tracker_wait_submitters(), diff_area_drain()) before freeing the area.
+ */
+void tracker_release_cow(struct tracker *tracker, struct snapimage **image)
+{
+	tracker_set_state(tracker, TRACKER_HELD);
+	mutex_lock(&tracker_mutex);
+	RCU_INIT_POINTER(tracker->area, NULL);
+	cbt_map_release_frozen(tracker_cbt(tracker));
+	*image = tracker->image;
+	tracker->image = NULL;
+	mutex_unlock(&tracker_mutex);
+	/* The submit hook no longer looks at the area. */
+	synchronize_rcu();
+}
+
+/**
+ * tracker_image_info() - The snapshot image of a device.
+ * @dev: A tracked device.
+ * @info: Filled in.
+ *
+ * Return: 0, -ENOENT if the device is in no snapshot.
+ */
+int tracker_image_info(dev_t dev, struct blksnap_image_info *info)
+{
+	struct tracker *tracker;
+	struct diff_area *area;
+	int ret = 0;
+
+	mutex_lock(&tracker_mutex);
+	tracker = xa_load(&trackers, dev);
+	if (!tracker || !tracker->snapshot) {
+		ret = -ENOENT;
+		goto out;
+	}
+	export_uuid(info->id.b, &tracker->snapshot->id);
+	info->error = READ_ONCE(tracker->snapshot->error);
+	area = rcu_dereference_protected(tracker->area,
+					 lockdep_is_held(&tracker_mutex));
+	if (area)
+		info->chunk_size = diff_area_chunk_bytes(area);
+	if (tracker->image) {
+		struct gendisk *disk = tracker->image->disk;
+
+		info->image.major = disk->major;
+		info->image.minor = disk->first_minor;
+		strscpy(info->name, disk->disk_name, sizeof(info->name));
+	}
+out:
+	mutex_unlock(&tracker_mutex);
+	return ret;
 }

@@ -22,7 +22,7 @@ done
 
 module_load
 insmod "$BLKSNAP_KO" 2>/dev/null && fail "a second insmod succeeded"
-assert_eq "$(bsio version)" "1.0.0.0" "module version"
+assert_eq "$(bsio version)" "1.1.0.0" "module version"
 assert_eq "$(cbt_memory)" 0 "CBT memory with nothing tracked"
 
 # Memory accounting: one byte per block, page-rounded, plus a descriptor.

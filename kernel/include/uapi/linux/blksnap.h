@@ -17,7 +17,7 @@
 #define BLKSNAP_IOCTL_MAGIC	0xBE
 
 #define BLKSNAP_VERSION_MAJOR	1
-#define BLKSNAP_VERSION_MINOR	0
+#define BLKSNAP_VERSION_MINOR	1
 
 /**
  * struct blksnap_version - Module version.
@@ -142,6 +142,178 @@ struct blksnap_cbt_dirty {
 };
 
 /**
+ * struct blksnap_uuid - A snapshot identifier.
+ * @b: UUID bytes (RFC 4122 binary form).
+ */
+struct blksnap_uuid {
+	__u8 b[BLKSNAP_UUID_SIZE];
+};
+
+/**
+ * struct blksnap_snapshot_device - A device of a snapshot.
+ * @id: The snapshot.
+ * @dev: A tracked block device.
+ */
+struct blksnap_snapshot_device {
+	struct blksnap_uuid id;
+	struct blksnap_bdev dev;
+};
+
+#define BLKSNAP_MAX_STORAGE_RANGES	65536
+
+/**
+ * struct blksnap_snapshot_append_storage - Add difference storage.
+ * @id: The snapshot.
+ * @dev: Block device the ranges are on.
+ * @count: Number of ranges (1 to BLKSNAP_MAX_STORAGE_RANGES).
+ * @reserved: Must be zero.
+ * @ranges: Pointer to an array of &struct blksnap_sectors, each inside
+ *	@dev, not empty, not overlapping each other or ranges given before.
+ *
+ * The module writes copies of original data there, so the ranges must not
+ * hold anything of value: typically the extents of a file that
+ * fallocate(2) reserved. A range on a device of the snapshot itself is
+ * fine; the module's own writes to it are not copied again.
+ */
+struct blksnap_snapshot_append_storage {
+	struct blksnap_uuid id;
+	struct blksnap_bdev dev;
+	__u32 count;
+	__u32 reserved;
+	__u64 ranges;
+};
+
+/**
+ * struct blksnap_snapshot_list - List the snapshots.
+ * @count: In: capacity of @ids in elements (at most BLKSNAP_MAX_LIST).
+ *	Out: number of snapshots; ENOBUFS if the capacity was too small.
+ * @reserved: Must be zero.
+ * @ids: Pointer to an array of &struct blksnap_uuid.
+ */
+struct blksnap_snapshot_list {
+	__u32 count;
+	__u32 reserved;
+	__u64 ids;
+};
+
+/**
+ * enum blksnap_snapshot_state - Life of a snapshot.
+ * @BLKSNAP_SNAPSHOT_CREATED: Devices and storage may be added.
+ * @BLKSNAP_SNAPSHOT_TAKEN: Images exist and hold the devices' state at
+ *	the moment of the take.
+ * @BLKSNAP_SNAPSHOT_CORRUPTED: Storage overflowed or failed, or a device
+ *	went away: images fail every I/O. The original devices are intact.
+ */
+enum blksnap_snapshot_state {
+	BLKSNAP_SNAPSHOT_CREATED,
+	BLKSNAP_SNAPSHOT_TAKEN,
+	BLKSNAP_SNAPSHOT_CORRUPTED,
+};
+
+/**
+ * struct blksnap_snapshot_info - State of a snapshot.
+ * @id: In: the snapshot.
+ * @state: A value of &enum blksnap_snapshot_state.
+ * @error: Negative errno that corrupted the snapshot, else 0.
+ * @storage_sectors: Difference storage appended, in sectors.
+ * @storage_used: Difference storage in use (including the unusable tails
+ *	of ranges), in sectors.
+ * @device_count: In: capacity of @devices. Out: number of devices.
+ * @reserved: Must be zero.
+ * @devices: Pointer to an array of &struct blksnap_bdev, or 0 to learn
+ *	only the count.
+ */
+struct blksnap_snapshot_info {
+	struct blksnap_uuid id;
+	__u32 state;
+	__s32 error;
+	__u64 storage_sectors;
+	__u64 storage_used;
+	__u32 device_count;
+	__u32 reserved;
+	__u64 devices;
+};
+
+#define BLKSNAP_IMAGE_NAME_LEN	32
+
+/**
+ * struct blksnap_image_info - The snapshot image of a device.
+ * @dev: In: a device of a snapshot.
+ * @image: Device number of its image (0:0 before the take).
+ * @id: The snapshot the device belongs to.
+ * @error: Negative errno if the image is corrupted, else 0.
+ * @chunk_size: Copy-on-write unit in bytes.
+ * @name: Name of the image disk, e.g. "blksnap-image_8:16", NUL
+ *	terminated; empty before the take.
+ */
+struct blksnap_image_info {
+	struct blksnap_bdev dev;
+	struct blksnap_bdev image;
+	struct blksnap_uuid id;
+	__s32 error;
+	__u32 chunk_size;
+	char name[BLKSNAP_IMAGE_NAME_LEN];
+};
+
+/**
+ * enum blksnap_event_code - What a snapshot event reports.
+ * @BLKSNAP_EVENT_LOW_FREE_SPACE: Free difference storage fell below the
+ *	threshold (module parameter diff_storage_minimum); append more.
+ *	Sent once per crossing: appending re-arms it.
+ * @BLKSNAP_EVENT_CORRUPTED: The snapshot is corrupted (see
+ *	&struct blksnap_event_corrupted).
+ */
+enum blksnap_event_code {
+	BLKSNAP_EVENT_LOW_FREE_SPACE = 0x41,
+	BLKSNAP_EVENT_CORRUPTED = 0x42,
+};
+
+/**
+ * struct blksnap_event_low_space - Payload of a low free space event.
+ * @requested_sectors: How much storage the module asks for.
+ * @free_sectors: Storage left when the event was raised.
+ */
+struct blksnap_event_low_space {
+	__u64 requested_sectors;
+	__u64 free_sectors;
+};
+
+/**
+ * struct blksnap_event_corrupted - Payload of a corruption event.
+ * @dev: The original device whose image broke first.
+ * @error: Negative errno: -ENOSPC for an overflow, -EIO for a failed
+ *	storage write, -ENODEV for a device that went away.
+ * @reserved: Zero.
+ */
+struct blksnap_event_corrupted {
+	struct blksnap_bdev dev;
+	__s32 error;
+	__u32 reserved;
+};
+
+/**
+ * struct blksnap_snapshot_event - Wait for an event of a snapshot.
+ * @id: In: the snapshot.
+ * @timeout_ms: In: how long to wait; 0 only polls.
+ * @code: Out: a value of &enum blksnap_event_code.
+ * @time_label: Out: ktime (ns) when the event was raised.
+ * @low_space: Payload for BLKSNAP_EVENT_LOW_FREE_SPACE.
+ * @corrupted: Payload for BLKSNAP_EVENT_CORRUPTED.
+ * @data: Room for future payloads.
+ */
+struct blksnap_snapshot_event {
+	struct blksnap_uuid id;
+	__u32 timeout_ms;
+	__u32 code;
+	__u64 time_label;
+	union {
+		struct blksnap_event_low_space low_space;
+		struct blksnap_event_corrupted corrupted;
+		__u8 data[96];
+	};
+};
+
+/**
  * enum blksnap_ioctl - Control ioctl numbers.
  * @blksnap_ioctl_version: Get the module version.
  * @blksnap_ioctl_tracker_attach: Start tracking a block device.
@@ -150,6 +322,15 @@ struct blksnap_cbt_dirty {
  * @blksnap_ioctl_cbt_info: Get the CBT state of a tracked device.
  * @blksnap_ioctl_cbt_map: Read the CBT map of a tracked device.
  * @blksnap_ioctl_cbt_dirty: Mark ranges of a tracked device as changed.
+ * @blksnap_ioctl_snapshot_create: Create an empty snapshot.
+ * @blksnap_ioctl_snapshot_add_device: Add a tracked device to a snapshot.
+ * @blksnap_ioctl_snapshot_append_storage: Add difference storage.
+ * @blksnap_ioctl_snapshot_take: Take the snapshot.
+ * @blksnap_ioctl_snapshot_destroy: Destroy a snapshot.
+ * @blksnap_ioctl_snapshot_list: List the snapshots.
+ * @blksnap_ioctl_snapshot_info: State of a snapshot.
+ * @blksnap_ioctl_image_info: Snapshot image of a device.
+ * @blksnap_ioctl_snapshot_wait_event: Wait for an event of a snapshot.
  */
 enum blksnap_ioctl {
 	blksnap_ioctl_version,
@@ -159,6 +340,15 @@ enum blksnap_ioctl {
 	blksnap_ioctl_cbt_info,
 	blksnap_ioctl_cbt_map,
 	blksnap_ioctl_cbt_dirty,
+	blksnap_ioctl_snapshot_create,
+	blksnap_ioctl_snapshot_add_device,
+	blksnap_ioctl_snapshot_append_storage,
+	blksnap_ioctl_snapshot_take,
+	blksnap_ioctl_snapshot_destroy,
+	blksnap_ioctl_snapshot_list,
+	blksnap_ioctl_snapshot_info,
+	blksnap_ioctl_image_info,
+	blksnap_ioctl_snapshot_wait_event,
 };
 
 /**
@@ -240,5 +430,119 @@ enum blksnap_ioctl {
 #define IOCTL_BLKSNAP_CBT_DIRTY \
 	_IOW(BLKSNAP_IOCTL_MAGIC, blksnap_ioctl_cbt_dirty, \
 	     struct blksnap_cbt_dirty)
+
+/**
+ * define IOCTL_BLKSNAP_SNAPSHOT_CREATE - Create an empty snapshot.
+ *
+ * Fills in a &struct blksnap_uuid with the new snapshot's id.
+ *
+ * Return: 0; ENOMEM.
+ */
+#define IOCTL_BLKSNAP_SNAPSHOT_CREATE \
+	_IOR(BLKSNAP_IOCTL_MAGIC, blksnap_ioctl_snapshot_create, \
+	     struct blksnap_uuid)
+
+/**
+ * define IOCTL_BLKSNAP_SNAPSHOT_ADD_DEVICE - Add a device to a snapshot.
+ *
+ * Takes a &struct blksnap_snapshot_device. The device must be tracked and
+ * belong to no other snapshot; the snapshot must not be taken yet.
+ *
+ * Return: 0; ESRCH for an unknown snapshot; ENOENT if the device is not
+ * tracked; EBUSY if it belongs to a snapshot; EALREADY if it is in this
+ * one; EPERM if the snapshot is taken already.
+ */
+#define IOCTL_BLKSNAP_SNAPSHOT_ADD_DEVICE \
+	_IOW(BLKSNAP_IOCTL_MAGIC, blksnap_ioctl_snapshot_add_device, \
+	     struct blksnap_snapshot_device)
+
+/**
+ * define IOCTL_BLKSNAP_SNAPSHOT_APPEND_STORAGE - Add difference storage.
+ *
+ * Takes a &struct blksnap_snapshot_append_storage; allowed before and
+ * after the take. All ranges are checked before any is added.
+ *
+ * Return: 0; ESRCH for an unknown snapshot; ENODEV if the device does not
+ * exist; EINVAL for a bad count, an empty range, a range beyond the end
+ * of the device, or overlapping ranges; EFAULT; ENOMEM.
+ */
+#define IOCTL_BLKSNAP_SNAPSHOT_APPEND_STORAGE \
+	_IOW(BLKSNAP_IOCTL_MAGIC, blksnap_ioctl_snapshot_append_storage, \
+	     struct blksnap_snapshot_append_storage)
+
+/**
+ * define IOCTL_BLKSNAP_SNAPSHOT_TAKE - Take the snapshot.
+ *
+ * Takes a &struct blksnap_uuid. Freezes the file systems of all devices,
+ * holds new writes, waits for writes in flight, advances each device's
+ * change number, starts copy-on-write, releases the writes and thaws: the
+ * images show one instant across all devices. On failure nothing changed.
+ *
+ * Return: 0; ESRCH for an unknown snapshot; ENODEV if it has no devices
+ * or one is gone; EPERM if taken already; the error of a failed freeze.
+ */
+#define IOCTL_BLKSNAP_SNAPSHOT_TAKE \
+	_IOW(BLKSNAP_IOCTL_MAGIC, blksnap_ioctl_snapshot_take, \
+	     struct blksnap_uuid)
+
+/**
+ * define IOCTL_BLKSNAP_SNAPSHOT_DESTROY - Destroy a snapshot.
+ *
+ * Takes a &struct blksnap_uuid. Removes the images (open ones start
+ * failing I/O), stops copy-on-write and releases the storage. Tracking
+ * goes on.
+ *
+ * Return: 0; ESRCH for an unknown snapshot.
+ */
+#define IOCTL_BLKSNAP_SNAPSHOT_DESTROY \
+	_IOW(BLKSNAP_IOCTL_MAGIC, blksnap_ioctl_snapshot_destroy, \
+	     struct blksnap_uuid)
+
+/**
+ * define IOCTL_BLKSNAP_SNAPSHOT_LIST - List the snapshots.
+ *
+ * Takes a &struct blksnap_snapshot_list.
+ *
+ * Return: 0; ENOBUFS if the array is too small; EINVAL; EFAULT.
+ */
+#define IOCTL_BLKSNAP_SNAPSHOT_LIST \
+	_IOWR(BLKSNAP_IOCTL_MAGIC, blksnap_ioctl_snapshot_list, \
+	      struct blksnap_snapshot_list)
+
+/**
+ * define IOCTL_BLKSNAP_SNAPSHOT_INFO - State of a snapshot.
+ *
+ * Takes a &struct blksnap_snapshot_info.
+ *
+ * Return: 0; ESRCH for an unknown snapshot; ENOBUFS if @devices is too
+ * small (@device_count tells how many); EINVAL; EFAULT.
+ */
+#define IOCTL_BLKSNAP_SNAPSHOT_INFO \
+	_IOWR(BLKSNAP_IOCTL_MAGIC, blksnap_ioctl_snapshot_info, \
+	      struct blksnap_snapshot_info)
+
+/**
+ * define IOCTL_BLKSNAP_IMAGE_INFO - Snapshot image of a device.
+ *
+ * Takes a &struct blksnap_image_info with @dev set.
+ *
+ * Return: 0; ENOENT if the device is in no snapshot; EINVAL.
+ */
+#define IOCTL_BLKSNAP_IMAGE_INFO \
+	_IOWR(BLKSNAP_IOCTL_MAGIC, blksnap_ioctl_image_info, \
+	      struct blksnap_image_info)
+
+/**
+ * define IOCTL_BLKSNAP_SNAPSHOT_WAIT_EVENT - Wait for a snapshot event.
+ *
+ * Takes a &struct blksnap_snapshot_event. Returns the oldest event not
+ * yet returned, waiting up to @timeout_ms for one.
+ *
+ * Return: 0; ENOENT if no event came in time; ESRCH for an unknown (or
+ * destroyed while waiting) snapshot; EINTR if a signal came.
+ */
+#define IOCTL_BLKSNAP_SNAPSHOT_WAIT_EVENT \
+	_IOWR(BLKSNAP_IOCTL_MAGIC, blksnap_ioctl_snapshot_wait_event, \
+	      struct blksnap_snapshot_event)
 
 #endif /* _UAPI_LINUX_BLKSNAP_H */

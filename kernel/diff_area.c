@@ -1,0 +1,643 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Copy-on-write for one device of a snapshot, and the I/O of its image.
+ *
+ * The original device is cut into chunks. Before the first write after the
+ * take changes a chunk, the chunk's old data is copied into difference
+ * storage; the write waits for that, later writes to the chunk pass
+ * straight through. The image reads copied chunks from the storage and the
+ * others from the original.
+ *
+ * A chunk goes through two states, kept as bits so the I/O path can test
+ * them without locks:
+ *  - COPIED: its old data is in storage; image reads go there.
+ *  - STABLE: additionally, no image read of the original is in flight for
+ *    it any more; writes to the original may pass.
+ * Between the two, copy-on-write waits for the stripe's in-flight image
+ * reads of the original (see &struct diff_area_stripe).
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME "-cow: " fmt
+#include <linux/bio.h>
+#include <linux/blkdev.h>
+#include <linux/mempool.h>
+#include <linux/mutex.h>
+#include <linux/slab.h>
+#include <linux/workqueue.h>
+#include "diff_area.h"
+#include "diff_storage.h"
+#include "params.h"
+#include "snapshot.h"
+
+enum chunk_bits {
+	CHUNK_COPIED,
+	CHUNK_STABLE,
+};
+
+/**
+ * struct chunk - A chunk whose old data is (being) kept.
+ * @flags: &enum chunk_bits.
+ * @lock: Serializes copying the chunk.
+ * @loc: Where the copy is; valid once CHUNK_COPIED is set.
+ */
+struct chunk {
+	unsigned long flags;
+	struct mutex lock;
+	struct diff_storage_loc loc;
+};
+
+/*
+ * Every bio blksnap sends comes from this set: the submit hook recognizes
+ * them and lets them pass, so copies written into storage on a device
+ * under copy-on-write are not copied again.
+ */
+struct blksnap_bio {
+	struct image_io *io;
+	struct diff_area_stripe *stripe;
+	struct bio bio;
+};
+
+static struct bio_set blksnap_bio_set;
+static struct workqueue_struct *blksnap_wq;
+static struct kmem_cache *chunk_cache;
+static mempool_t *work_pool;
+
+/* An original write waiting for its chunks to be copied. */
+struct cow_work {
+	struct work_struct work;
+	struct diff_area *area;
+	struct bio *bio;
+	sector_t offset;
+};
+
+/* An image bio, split into one bio per chunk. */
+struct image_io {
+	struct work_struct work;
+	struct diff_area *area;
+	struct bio *bio;
+	atomic_t pending;
+	blk_status_t status;
+};
+
+/* A bio to be handled by a worker, out of its submitter's context. */
+struct defer_work {
+	struct work_struct work;
+	struct bio *bio;
+	void (*fn)(struct bio *bio);
+};
+
+#define WORK_SIZE max3(sizeof(struct cow_work), sizeof(struct image_io), \
+		       sizeof(struct defer_work))
+
+struct chunk_buffer {
+	unsigned int nr_pages;
+	struct page *pages[];
+};
+
+bool diff_area_owns_bio(const struct bio *bio)
+{
+	return bio->bi_pool == &blksnap_bio_set;
+}
+
+static unsigned long diff_area_chunk_count(const struct diff_area *area)
+{
+	return DIV_ROUND_UP_ULL(area->capacity, 1ULL << area->chunk_shift);
+}
+
+/* Same rule as for tracking blocks, with the chunk parameters. */
+static unsigned int diff_area_chunk_shift(sector_t capacity)
+{
+	u64 bytes = (u64)capacity << SECTOR_SHIFT;
+	unsigned int shift = chunk_minimum_shift;
+
+	while (shift < chunk_maximum_shift &&
+	       DIV_ROUND_UP_ULL(bytes, 1ULL << shift) > chunk_maximum_count)
+		shift++;
+	return shift - SECTOR_SHIFT;
+}
+
+static void *buffer_alloc(gfp_t gfp, void *pool_data)
+{
+	struct diff_area *area = pool_data;
+	unsigned int nr = diff_area_chunk_bytes(area) >> PAGE_SHIFT;
+	struct chunk_buffer *buf;
+	unsigned int i;
+
+	buf = kmalloc(struct_size(buf, pages, nr), gfp);
+	if (!buf)
+		return NULL;
+	for (i = 0; i < nr; i++) {
+		buf->pages[i] = alloc_page(gfp);
+		if (!buf->pages[i])
+			goto fail;
+	}
+	buf->nr_pages = nr;
+	return buf;
+fail:
+	while (i--)
+		__free_page(buf->pages[i]);
+	kfree(buf);
+	return NULL;
+}
+
+static void buffer_free(void *element, void *pool_data)
+{
+	struct chunk_buffer *buf = element;
+	unsigned int i;
+
+	for (i = 0; i < buf->nr_pages; i++)
+		__free_page(buf->pages[i]);
+	kfree(buf);
+}
+
+/**
+ * diff_area_new() - Prepare copy-on-write for a device.
+ * @bdev: The original device.
+ * @dev: Its number.
+ * @storage: The snapshot's difference storage.
+ * @snapshot: The snapshot.
+ *
+ * Return: the area or an ERR_PTR.
+ */
+struct diff_area *diff_area_new(struct block_device *bdev, dev_t dev,
+				struct diff_storage *storage,
+				struct snapshot *snapshot)
+{
+	struct diff_area *area;
+	int i;
+
+	area = kvzalloc(sizeof(*area), GFP_KERNEL);
+	if (!area)
+		return ERR_PTR(-ENOMEM);
+	area->bdev = bdev;
+	area->dev = dev;
+	area->capacity = bdev_nr_sectors(bdev);
+	area->chunk_shift = diff_area_chunk_shift(area->capacity);
+	area->storage = storage;
+	area->snapshot = snapshot;
+	xa_init(&area->chunks);
+	for (i = 0; i < DIFF_AREA_STRIPES; i++) {
+		atomic_set(&area->stripes[i].readers, 0);
+		init_waitqueue_head(&area->stripes[i].wait);
+	}
+	area->buffers = mempool_create(4, buffer_alloc, buffer_free, area);
+	if (!area->buffers) {
+		kvfree(area);
+		return ERR_PTR(-ENOMEM);
+	}
+	return area;
+}
+
+/* Called once no I/O can reach the area any more (diff_area_drain()). */
+void diff_area_free(struct diff_area *area)
+{
+	struct chunk *chunk;
+	unsigned long idx;
+
+	xa_for_each(&area->chunks, idx, chunk)
+		kmem_cache_free(chunk_cache, chunk);
+	xa_destroy(&area->chunks);
+	mempool_destroy(area->buffers);
+	kvfree(area);
+}
+
+static struct diff_area_stripe *chunk_stripe(struct diff_area *area,
+					     unsigned long idx)
+{
+	return &area->stripes[idx % DIFF_AREA_STRIPES];
+}
+
+static struct chunk *chunk_get_or_create(struct diff_area *area,
+					 unsigned long idx)
+{
+	struct chunk *chunk, *old;
+
+	chunk = xa_load(&area->chunks, idx);
+	if (chunk)
+		return chunk;
+	chunk = kmem_cache_zalloc(chunk_cache, GFP_NOIO);
+	if (!chunk)
+		return ERR_PTR(-ENOMEM);
+	mutex_init(&chunk->lock);
+	old = xa_cmpxchg(&area->chunks, idx, NULL, chunk, GFP_NOIO);
+	if (old) {
+		kmem_cache_free(chunk_cache, chunk);
+		if (xa_is_err(old))
+			return ERR_PTR(xa_err(old));
+		return old;
+	}
+	return chunk;
+}
+
+/* Synchronous I/O of a whole chunk between a buffer and a device. */
+static int chunk_io(struct chunk_buffer *buf, struct block_device *bdev,
+		    sector_t sector, sector_t sectors, blk_opf_t opf)
+{
+	unsigned int bytes = sectors << SECTOR_SHIFT;
+	struct bio *bio;
+	unsigned int i;
+	int ret;
+
+	bio = bio_alloc_bioset(bdev, buf->nr_pages, opf, GFP_NOIO,
+			       &blksnap_bio_set);
+	bio->bi_iter.bi_sector = sector;
+	for (i = 0; bytes; i++) {
+		unsigned int len = min_t(unsigned int, bytes, PAGE_SIZE);
+
+		__bio_add_page(bio, buf->pages[i], len, 0);
+		bytes -= len;
+	}
+	ret = submit_bio_wait(bio);
+	bio_put(bio);
+	return ret;
+}
+
+/* Copy a chunk's old data into storage; called with chunk->lock held. */
+static int chunk_copy(struct diff_area *area, struct chunk *chunk,
+		      unsigned long idx)
+{
+	sector_t start = (sector_t)idx << area->chunk_shift;
+	sector_t sectors = min_t(sector_t, 1ULL << area->chunk_shift,
+				 area->capacity - start);
+	struct chunk_buffer *buf;
+	struct diff_storage_loc loc;
+	int ret;
+
+	/* Room is taken for a whole chunk, so the last one may grow. */
+	ret = diff_storage_alloc(area->storage, 1ULL << area->chunk_shift,
+				 &loc);
+	if (ret)
+		return ret;
+	buf = mempool_alloc(area->buffers, GFP_NOIO);
+	ret = chunk_io(buf, area->bdev, start, sectors, REQ_OP_READ);
+	if (!ret)
+		ret = chunk_io(buf, loc.bdev, loc.sector, sectors,
+			       REQ_OP_WRITE | REQ_SYNC);
+	mempool_free(buf, area->buffers);
+	if (ret)
+		return -EIO;
+
+	chunk->loc = loc;
+	/* The location must be visible before the bit that publishes it. */
+	smp_mb__before_atomic();
+	set_bit(CHUNK_COPIED, &chunk->flags);
+	return 0;
+}
+
+/**
+ * diff_area_preserve() - Make sure a chunk's old data is kept.
+ * @area: The device's area.
+ * @idx: Chunk index.
+ *
+ * On return 0 the original chunk may be overwritten.
+ *
+ * Return: 0, -ENOSPC if storage is full, -EIO, -ENOMEM.
+ */
+static int diff_area_preserve(struct diff_area *area, unsigned long idx)
+{
+	struct diff_area_stripe *stripe = chunk_stripe(area, idx);
+	struct chunk *chunk;
+	int ret = 0;
+
+	chunk = chunk_get_or_create(area, idx);
+	if (IS_ERR(chunk))
+		return PTR_ERR(chunk);
+	if (test_bit(CHUNK_STABLE, &chunk->flags))
+		return 0;
+
+	mutex_lock(&chunk->lock);
+	if (test_bit(CHUNK_STABLE, &chunk->flags))
+		goto out;
+	if (!test_bit(CHUNK_COPIED, &chunk->flags)) {
+		ret = chunk_copy(area, chunk, idx);
+		if (ret)
+			goto out;
+	}
+	/*
+	 * Pairs with the barrier in image_read_target(): a reader either
+	 * saw COPIED, or is counted in @readers and waited for here.
+	 */
+	smp_mb__after_atomic();
+	wait_event(stripe->wait, !atomic_read(&stripe->readers));
+	set_bit(CHUNK_STABLE, &chunk->flags);
+out:
+	mutex_unlock(&chunk->lock);
+	return ret;
+}
+
+static void diff_area_preserve_range(struct diff_area *area, sector_t sector,
+				     sector_t count)
+{
+	unsigned long last_chunk = diff_area_chunk_count(area) - 1;
+	unsigned long idx = sector >> area->chunk_shift;
+	unsigned long last = (sector + count - 1) >> area->chunk_shift;
+	int ret;
+
+	for (last = min(last, last_chunk); idx <= last; idx++) {
+		if (snapshot_is_corrupted(area->snapshot))
+			return;
+		ret = diff_area_preserve(area, idx);
+		if (ret) {
+			snapshot_set_corrupted(area->snapshot, area->dev, ret);
+			return;
+		}
+	}
+}
+
+/**
+ * diff_area_range_stable() - May a write to this range pass at once?
+ * @area: The device's area.
+ * @sector: First sector of the write.
+ * @count: Sectors written.
+ *
+ * Called under rcu_read_lock() from the submit hook; does not sleep.
+ */
+bool diff_area_range_stable(struct diff_area *area, sector_t sector,
+			    sector_t count)
+{
+	unsigned long idx = sector >> area->chunk_shift;
+	unsigned long last = (sector + count - 1) >> area->chunk_shift;
+	struct chunk *chunk;
+
+	if (snapshot_is_corrupted(area->snapshot))
+		return true;
+	last = min(last, diff_area_chunk_count(area) - 1);
+	for (; idx <= last; idx++) {
+		chunk = xa_load(&area->chunks, idx);
+		if (!chunk || !test_bit(CHUNK_STABLE, &chunk->flags))
+			return false;
+	}
+	return true;
+}
+
+static void cow_work_fn(struct work_struct *work)
+{
+	struct cow_work *cw = container_of(work, struct cow_work, work);
+	struct bio *bio = cw->bio;
+
+	diff_area_preserve_range(cw->area, bio->bi_iter.bi_sector + cw->offset,
+				 bio_sectors(bio));
+	/* Submitted from this module: the hook lets it through. */
+	submit_bio_noacct(bio);
+	mempool_free(cw, work_pool);
+}
+
+/**
+ * diff_area_submit_write() - Write to the original after copy-on-write.
+ * @area: The device's area.
+ * @bio: A write to the original (or one of its partitions).
+ * @offset: Sectors to add to the bio's sectors to get the area's.
+ *
+ * The write is sent on once the chunks it touches are preserved. If the
+ * snapshot breaks meanwhile, it is sent on anyway: the original device
+ * never loses a write.
+ */
+void diff_area_submit_write(struct diff_area *area, struct bio *bio,
+			    sector_t offset)
+{
+	struct cow_work *cw;
+
+	cw = mempool_alloc(work_pool, bio->bi_opf & REQ_NOWAIT ?
+			   GFP_NOWAIT : GFP_NOIO);
+	if (!cw) {
+		bio_wouldblock_error(bio);
+		return;
+	}
+	INIT_WORK(&cw->work, cow_work_fn);
+	cw->area = area;
+	cw->bio = bio;
+	cw->offset = offset;
+	queue_work(blksnap_wq, &cw->work);
+}
+
+static void defer_work_fn(struct work_struct *work)
+{
+	struct defer_work *dw = container_of(work, struct defer_work, work);
+
+	dw->fn(dw->bio);
+	mempool_free(dw, work_pool);
+}
+
+/**
+ * diff_area_defer_bio() - Handle a bio in a worker.
+ * @bio: The bio.
+ * @fn: What to do with it there.
+ *
+ * The work is drained by diff_area_drain() like all copy-on-write work.
+ */
+void diff_area_defer_bio(struct bio *bio, void (*fn)(struct bio *bio))
+{
+	struct defer_work *dw = mempool_alloc(work_pool, GFP_NOIO);
+
+	INIT_WORK(&dw->work, defer_work_fn);
+	dw->bio = bio;
+	dw->fn = fn;
+	queue_work(blksnap_wq, &dw->work);
+}
+
+/* ---- image I/O ---- */
+
+static void image_io_put(struct image_io *io)
+{
+	if (!atomic_dec_and_test(&io->pending))
+		return;
+	io->bio->bi_status = io->status;
+	bio_endio(io->bio);
+	mempool_free(io, work_pool);
+}
+
+static void image_sub_endio(struct bio *bio)
+{
+	struct blksnap_bio *bb = container_of(bio, struct blksnap_bio, bio);
+	struct image_io *io = bb->io;
+
+	if (bio->bi_status)
+		io->status = bio->bi_status;
+	if (bb->stripe && atomic_dec_and_test(&bb->stripe->readers))
+		wake_up(&bb->stripe->wait);
+	bio_put(bio);
+	image_io_put(io);
+}
+
+/*
+ * Where does the image read a chunk from? If from the original, the read
+ * is counted on the chunk's stripe (*@stripe set) until it completes.
+ */
+static struct diff_storage_loc image_read_target(struct diff_area *area,
+						 unsigned long idx,
+						 struct diff_area_stripe **stripe)
+{
+	struct diff_area_stripe *s = chunk_stripe(area, idx);
+	struct diff_storage_loc loc = {
+		.bdev = area->bdev,
+		.sector = (sector_t)idx << area->chunk_shift,
+	};
+	struct chunk *chunk;
+
+	atomic_inc(&s->readers);
+	/* Pairs with the barrier in diff_area_preserve(). */
+	smp_mb__after_atomic();
+	chunk = xa_load(&area->chunks, idx);
+	if (chunk && test_bit(CHUNK_COPIED, &chunk->flags)) {
+		if (atomic_dec_and_test(&s->readers))
+			wake_up(&s->wait);
+		*stripe = NULL;
+		return chunk->loc;
+	}
+	*stripe = s;
+	return loc;
+}
+
+/* Send the part of an image bio that lies in one chunk. */
+static void image_submit_part(struct image_io *io, sector_t done,
+			      sector_t count, struct diff_storage_loc loc,
+			      struct diff_area_stripe *stripe)
+{
+	sector_t sector = io->bio->bi_iter.bi_sector + done;
+	sector_t in_chunk = sector & ((1ULL << io->area->chunk_shift) - 1);
+	struct blksnap_bio *bb;
+	struct bio *clone;
+
+	clone = bio_alloc_clone(loc.bdev, io->bio, GFP_NOIO, &blksnap_bio_set);
+	bio_trim(clone, done, count);
+	clone->bi_iter.bi_sector = loc.sector + in_chunk;
+	clone->bi_end_io = image_sub_endio;
+	bb = container_of(clone, struct blksnap_bio, bio);
+	bb->io = io;
+	bb->stripe = stripe;
+	atomic_inc(&io->pending);
+	/* Through submit_bio(): the hook records storage writes in the CBT. */
+	submit_bio(clone);
+}
+
+/* Sectors of the bio from @done on that lie in the same chunk. */
+static sector_t image_part_len(struct image_io *io, sector_t done)
+{
+	sector_t sector = io->bio->bi_iter.bi_sector + done;
+	sector_t chunk_end = (sector | ((1ULL << io->area->chunk_shift) - 1)) + 1;
+
+	return min_t(sector_t, chunk_end - sector, bio_sectors(io->bio) - done);
+}
+
+static void image_read(struct image_io *io)
+{
+	sector_t done = 0, total = bio_sectors(io->bio);
+
+	while (done < total) {
+		sector_t len = image_part_len(io, done);
+		unsigned long idx = (io->bio->bi_iter.bi_sector + done) >>
+				    io->area->chunk_shift;
+		struct diff_area_stripe *stripe;
+		struct diff_storage_loc loc;
+
+		loc = image_read_target(io->area, idx, &stripe);
+		image_submit_part(io, done, len, loc, stripe);
+		done += len;
+	}
+}
+
+/* Image writes go to the chunk's copy, made first if need be. */
+static void image_write_work(struct work_struct *work)
+{
+	struct image_io *io = container_of(work, struct image_io, work);
+	struct diff_area *area = io->area;
+	sector_t done = 0, total = bio_sectors(io->bio);
+	int ret;
+
+	while (done < total) {
+		sector_t len = image_part_len(io, done);
+		unsigned long idx = (io->bio->bi_iter.bi_sector + done) >>
+				    area->chunk_shift;
+		struct chunk *chunk;
+
+		ret = diff_area_preserve(area, idx);
+		if (ret) {
+			snapshot_set_corrupted(area->snapshot, area->dev, ret);
+			io->status = BLK_STS_IOERR;
+			break;
+		}
+		chunk = xa_load(&area->chunks, idx);
+		image_submit_part(io, done, len, chunk->loc, NULL);
+		done += len;
+	}
+	image_io_put(io);
+}
+
+/**
+ * diff_area_submit_image_bio() - I/O on the snapshot image.
+ * @area: The device's area.
+ * @bio: A bio for the image disk.
+ *
+ * Reads are sent from the caller's context; writes need copies made and
+ * go to a worker.
+ */
+void diff_area_submit_image_bio(struct diff_area *area, struct bio *bio)
+{
+	struct image_io *io;
+
+	if (snapshot_is_corrupted(area->snapshot)) {
+		bio_io_error(bio);
+		return;
+	}
+	if (!bio_sectors(bio)) {
+		/* A flush: copies are not meant to outlive a crash. */
+		bio_endio(bio);
+		return;
+	}
+	io = mempool_alloc(work_pool, GFP_NOIO);
+	io->area = area;
+	io->bio = bio;
+	io->status = BLK_STS_OK;
+	atomic_set(&io->pending, 1);
+
+	if (op_is_write(bio_op(bio))) {
+		INIT_WORK(&io->work, image_write_work);
+		queue_work(blksnap_wq, &io->work);
+		return;
+	}
+	image_read(io);
+	image_io_put(io);
+}
+
+/* Wait for all copy-on-write and image work queued so far. */
+void diff_area_drain(void)
+{
+	flush_workqueue(blksnap_wq);
+}
+
+int diff_area_module_init(void)
+{
+	int ret;
+
+	ret = bioset_init(&blksnap_bio_set, 64,
+			  offsetof(struct blksnap_bio, bio),
+			  BIOSET_NEED_BVECS);
+	if (ret)
+		return ret;
+	ret = -ENOMEM;
+	chunk_cache = KMEM_CACHE(chunk, 0);
+	if (!chunk_cache)
+		goto fail_bioset;
+	work_pool = mempool_create_kmalloc_pool(64, WORK_SIZE);
+	if (!work_pool)
+		goto fail_cache;
+	blksnap_wq = alloc_workqueue("blksnap", WQ_UNBOUND | WQ_MEM_RECLAIM, 0);
+	if (!blksnap_wq)
+		goto fail_pool;
+	return 0;
+
+fail_pool:
+	mempool_destroy(work_pool);
+fail_cache:
+	kmem_cache_destroy(chunk_cache);
+fail_bioset:
+	bioset_exit(&blksnap_bio_set);
+	return ret;
+}
+
+void diff_area_module_exit(void)
+{
+	destroy_workqueue(blksnap_wq);
+	mempool_destroy(work_pool);
+	kmem_cache_destroy(chunk_cache);
+	bioset_exit(&blksnap_bio_set);
+}

@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+#ifndef __BLKSNAP_DIFF_AREA_H
+#define __BLKSNAP_DIFF_AREA_H
+
+#include <linux/blk_types.h>
+#include <linux/mempool.h>
+#include <linux/wait.h>
+#include <linux/xarray.h>
+
+struct diff_storage;
+struct snapshot;
+
+#define DIFF_AREA_STRIPES 1024
+
+/**
+ * struct diff_area_stripe - Image reads of the original in flight.
+ * @readers: Reads of not yet copied chunks of this stripe in flight.
+ * @wait: Where copy-on-write waits for @readers to drain.
+ *
+ * Chunks hash onto stripes. Before a write may change a chunk of the
+ * original, the reads of the old data through the image must be done.
+ */
+struct diff_area_stripe {
+	atomic_t readers;
+	wait_queue_head_t wait;
+};
+
+/**
+ * struct diff_area - Copy-on-write state of one device of a snapshot.
+ * @bdev: The original device (whole disk or partition).
+ * @dev: Its device number.
+ * @capacity: Its size in sectors at the take.
+ * @chunk_shift: log2 of the chunk size in sectors.
+ * @chunks: Chunks that differ from the original, by index; a chunk is
+ *	added when it is first copied and stays until the snapshot goes.
+ * @buffers: Chunk-sized page arrays, so copying progresses under memory
+ *	pressure.
+ * @storage: The snapshot's difference storage.
+ * @snapshot: The snapshot, told when the area breaks.
+ * @stripes: See &struct diff_area_stripe.
+ */
+struct diff_area {
+	struct block_device *bdev;
+	dev_t dev;
+	sector_t capacity;
+	unsigned int chunk_shift;
+	struct xarray chunks;
+	mempool_t *buffers;
+	struct diff_storage *storage;
+	struct snapshot *snapshot;
+	struct diff_area_stripe stripes[DIFF_AREA_STRIPES];
+};
+
+struct diff_area *diff_area_new(struct block_device *bdev, dev_t dev,
+				struct diff_storage *storage,
+				struct snapshot *snapshot);
+void diff_area_free(struct diff_area *area);
+bool diff_area_range_stable(struct diff_area *area, sector_t sector,
+			    sector_t count);
+void diff_area_submit_write(struct diff_area *area, struct bio *bio,
+			    sector_t offset);
+void diff_area_submit_image_bio(struct diff_area *area, struct bio *bio);
+
+static inline u32 diff_area_chunk_bytes(const struct diff_area *area)
+{
+	return 1U << (area->chunk_shift + SECTOR_SHIFT);
+}
+
+int diff_area_module_init(void);
+void diff_area_module_exit(void);
+void diff_area_drain(void);
+void diff_area_defer_bio(struct bio *bio, void (*fn)(struct bio *bio));
+bool diff_area_owns_bio(const struct bio *bio);
+
+#endif /* __BLKSNAP_DIFF_AREA_H */
