@@ -230,7 +230,10 @@ static void snapshot_take_undo(struct snapshot *snapshot)
 	}
 }
 
-/* Make the images; a failure here leaves a corrupted snapshot. */
+/*
+ * Make the images, once copy-on-write runs and the file systems are
+ * thawed: nothing waits for this. A failure leaves a corrupted snapshot.
+ */
 static void snapshot_make_images(struct snapshot *snapshot)
 {
 	unsigned int i;
@@ -243,9 +246,9 @@ static void snapshot_make_images(struct snapshot *snapshot)
 		if (IS_ERR(image)) {
 			snapshot_set_corrupted(snapshot, tracker_dev(tracker),
 					       PTR_ERR(image));
-			image = NULL;
+			continue;
 		}
-		tracker_take_release(tracker, image);
+		tracker_set_image(tracker, image);
 	}
 }
 
@@ -277,9 +280,11 @@ int snapshot_take(const uuid_t *id)
 		goto out;
 	}
 	snapshot_switch(snapshot);
+	for (i = 0; i < snapshot->count; i++)
+		tracker_take_release(snapshot->devices[i].tracker);
+	snapshot_thaw(snapshot, frozen);
 	snapshot->state = BLKSNAP_SNAPSHOT_TAKEN;
 	snapshot_make_images(snapshot);
-	snapshot_thaw(snapshot, frozen);
 	pr_info("%pUb taken, %u device(s)\n", &snapshot->id, snapshot->count);
 out:
 	mutex_unlock(&snapshot->lock);

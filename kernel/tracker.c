@@ -698,8 +698,8 @@ static void tracker_set_state(struct tracker *tracker, int state)
  * @tracker: The tracker.
  * @snapshot: The snapshot.
  *
- * A disk and its partitions take part in at most one snapshot between
- * them, so a write has one copy-on-write owner.
+ * A whole disk and its partitions are never in snapshots together, so a
+ * write has one copy-on-write owner; partitions of one disk may be.
  *
  * Return: 0 or -EBUSY.
  */
@@ -710,9 +710,15 @@ int tracker_claim(struct tracker *tracker, struct snapshot *snapshot)
 	int ret = 0;
 
 	mutex_lock(&tracker_mutex);
+	if (tracker->snapshot) {
+		ret = -EBUSY;
+		goto out;
+	}
 	xa_for_each(&trackers, idx, other) {
-		if (other->snapshot &&
-		    other->bdev->bd_disk == tracker->bdev->bd_disk) {
+		if (other->snapshot && other != tracker &&
+		    other->bdev->bd_disk == tracker->bdev->bd_disk &&
+		    (!bdev_is_partition(other->bdev) ||
+		     !bdev_is_partition(tracker->bdev))) {
 			ret = -EBUSY;
 			goto out;
 		}
@@ -798,20 +804,26 @@ static void tracker_unpark(struct tracker *tracker, struct bio_list *bios)
 /**
  * tracker_take_release() - Start copy-on-write and release parked writes.
  * @tracker: The tracker, switched.
- * @image: Its snapshot image.
  */
-void tracker_take_release(struct tracker *tracker, struct snapimage *image)
+void tracker_take_release(struct tracker *tracker)
 {
 	struct bio_list parked;
 	unsigned long flags;
 
-	tracker->image = image;
 	spin_lock_irqsave(&tracker->submit_lock, flags);
 	tracker_store_state(tracker, TRACKER_COW);
 	parked = tracker->parked;
 	bio_list_init(&tracker->parked);
 	spin_unlock_irqrestore(&tracker->submit_lock, flags);
 	tracker_unpark(tracker, &parked);
+}
+
+/* The snapshot image of a taken device, for tracker_image_info(). */
+void tracker_set_image(struct tracker *tracker, struct snapimage *image)
+{
+	mutex_lock(&tracker_mutex);
+	tracker->image = image;
+	mutex_unlock(&tracker_mutex);
 }
 
 /* The take failed: back to TRACKER_HELD, parked writes pass as before. */
