@@ -52,12 +52,26 @@ else
 	copy_sources "$root$work"
 	# objtool of newer kernels (7.x) reads /proc: give the chroot one, in
 	# a private mount namespace so it goes away with the build, even if
-	# the build is interrupted.
-	# shellcheck disable=SC2016 # expanded by the inner sh
-	unshare --mount --propagation private sh -c '
-		mount -t proc proc "$1/proc" && exec chroot "$@"' sh \
-		"$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
+	# the build is interrupted. Where that is impossible (this script
+	# itself runs in a chroot, whose / is no mount point), mount it for
+	# the time of the build.
+	set -- /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
 		make -s -C "$kdir" M="$work" -j"$jobs" modules
+	if unshare --mount --propagation private true 2>/dev/null; then
+		# shellcheck disable=SC2016 # expanded by the inner sh
+		unshare --mount --propagation private sh -c '
+			mount -t proc proc "$1/proc" && exec chroot "$@"' sh \
+			"$root" "$@"
+	else
+		umount_proc=
+		if ! mountpoint -q "$root/proc"; then
+			mount -t proc proc "$root/proc"
+			umount_proc=1
+			trap 'umount "$root/proc"' EXIT
+		fi
+		chroot "$root" "$@"
+		[ -n "$umount_proc" ] && umount "$root/proc" && trap - EXIT
+	fi
 	cp "$root$work/blksnap.ko" "$out/blksnap.ko"
 	rm -rf "$root$work"
 fi

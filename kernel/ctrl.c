@@ -120,10 +120,12 @@ static int ctrl_cbt_map(void __user *arg)
 	ret = ctrl_get_dev(&req.dev, &dev);
 	if (ret)
 		return ret;
-	if (req.reserved || !req.length)
+	if (req.reserved || !req.length ||
+	    (req.flags & ~BLKSNAP_CBT_MAP_SNAPSHOT))
 		return -EINVAL;
 
-	buf = tracker_cbt_copy(dev, req.offset, req.length);
+	buf = tracker_cbt_copy(dev, req.offset, req.length,
+			       req.flags & BLKSNAP_CBT_MAP_SNAPSHOT);
 	if (IS_ERR(buf))
 		return PTR_ERR(buf);
 	if (copy_to_user(u64_to_user_ptr(req.buffer), buf, req.length))

@@ -68,6 +68,25 @@ static bool overlaps_sorted(const struct blksnap_sectors *ranges,
 }
 
 /*
+ * Does an appended range overlap one of the sorted new @ranges on @bdev?
+ * Both may be given on partitions of one disk: compare disk sectors.
+ */
+static bool diff_storage_overlaps(const struct diff_storage_range *old,
+				  struct block_device *bdev,
+				  const struct blksnap_sectors *ranges,
+				  unsigned int count)
+{
+	sector_t base = bdev->bd_start_sect;
+	sector_t start = old->bdev->bd_start_sect + old->start;
+	sector_t end = start + old->count;
+
+	if (end <= base)
+		return false;
+	start = max(start, base);
+	return overlaps_sorted(ranges, count, start - base, end - start);
+}
+
+/*
  * Check new ranges (sorted here) against the device and against each
  * other and the ranges appended before. Called with append_lock held.
  */
@@ -93,8 +112,8 @@ static int diff_storage_check(struct diff_storage *storage,
 	}
 	list_for_each_entry(old, &storage->ranges, link) {
 		n++;
-		if (old->bdev == bdev &&
-		    overlaps_sorted(ranges, count, old->start, old->count))
+		if (old->bdev->bd_disk == bdev->bd_disk &&
+		    diff_storage_overlaps(old, bdev, ranges, count))
 			return -EINVAL;
 		cond_resched();
 	}

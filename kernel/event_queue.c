@@ -122,7 +122,7 @@ static bool event_ready(struct event_queue *queue)
  * @timeout_ms: How long to wait; 0 only looks.
  * @out: Filled in with the event.
  *
- * Return: 0, -ENOENT on timeout, -ESRCH if the snapshot went away,
+ * Return: 0, -ETIMEDOUT if none came, -ESRCH if the snapshot went away,
  * -EINTR on a signal.
  */
 int event_wait(struct event_queue *queue, unsigned long timeout_ms,
@@ -137,7 +137,7 @@ int event_wait(struct event_queue *queue, unsigned long timeout_ms,
 		return -EINTR;
 	event = event_pop(queue);
 	if (!event)
-		return READ_ONCE(queue->closed) ? -ESRCH : -ENOENT;
+		return READ_ONCE(queue->closed) ? -ESRCH : -ETIMEDOUT;
 
 	out->code = event->code;
 	out->time_label = event->time;

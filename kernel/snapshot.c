@@ -109,7 +109,7 @@ int snapshot_add_device(const uuid_t *id, dev_t dev)
 	}
 
 	mutex_lock(&snapshot->lock);
-	ret = -EPERM;
+	ret = -EBUSY;
 	if (snapshot->state != BLKSNAP_SNAPSHOT_CREATED)
 		goto out;
 	ret = -EALREADY;
@@ -261,7 +261,7 @@ int snapshot_take(const uuid_t *id)
 	if (!snapshot)
 		return -ESRCH;
 	mutex_lock(&snapshot->lock);
-	ret = -EPERM;
+	ret = -EALREADY;
 	if (snapshot->state != BLKSNAP_SNAPSHOT_CREATED)
 		goto out;
 	ret = -ENODEV;

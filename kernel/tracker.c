@@ -331,14 +331,16 @@ int tracker_cbt_info(dev_t dev, struct blksnap_cbt_info *info)
  * @dev: Tracked device.
  * @offset: First block.
  * @length: Number of blocks, not 0.
+ * @frozen: Copy the map as frozen at the take of the device's snapshot.
  *
  * The copy lets the caller hand the map to userspace without holding
  * tracker_mutex across page faults.
  *
  * Return: a kvmalloc()ed buffer of @length bytes, or an ERR_PTR: -ENOENT
- * if not tracked, -EINVAL if the range is outside the map, -ENOMEM.
+ * if not tracked, -EINVAL if the range is outside the map, -ENODATA if
+ * there is no frozen map, -ENOMEM.
  */
-u8 *tracker_cbt_copy(dev_t dev, u32 offset, u32 length)
+u8 *tracker_cbt_copy(dev_t dev, u32 offset, u32 length, bool frozen)
 {
 	struct tracker *tracker;
 	struct cbt_map *cbt;
@@ -355,12 +357,16 @@ u8 *tracker_cbt_copy(dev_t dev, u32 offset, u32 length)
 		buf = ERR_PTR(-EINVAL);
 		goto out;
 	}
+	if (frozen && !cbt->frozen) {
+		buf = ERR_PTR(-ENODATA);
+		goto out;
+	}
 	buf = kvmalloc(length, GFP_KERNEL);
 	if (!buf) {
 		buf = ERR_PTR(-ENOMEM);
 		goto out;
 	}
-	memcpy(buf, (cbt->frozen ? cbt->frozen : cbt->map) + offset, length);
+	memcpy(buf, (frozen ? cbt->frozen : cbt->map) + offset, length);
 out:
 	mutex_unlock(&tracker_mutex);
 	return buf;

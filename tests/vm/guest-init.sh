@@ -22,9 +22,10 @@ VM_DIR=$(cd "$(dirname "$0")" && pwd)
 # share is mounted synchronous, the rest is tmpfs and throw-away disks),
 # and a sync can hang forever behind a stuck block device.
 power_off() {
-	# busybox from busybox-static calls reboot(2) directly; the host's
-	# poweroff is systemctl, which needs a running systemd.
-	busybox poweroff -f
+	# busybox from busybox-static calls reboot(2) directly (-n: without
+	# syncing first); the host's poweroff is systemctl, which needs a
+	# running systemd.
+	busybox poweroff -n -f
 	echo o >/proc/sysrq-trigger
 	sleep 60
 }
@@ -74,7 +75,7 @@ ip link set lo up 2>/dev/null
 # overlay only, by commands that work without systemd (-no-reboot turns a
 # reboot into QEMU's exit too).
 for c in poweroff reboot halt; do
-	printf '#!/bin/sh\nexec busybox poweroff -f\n' >/usr/local/sbin/$c
+	printf '#!/bin/sh\nexec busybox poweroff -n -f\n' >/usr/local/sbin/$c
 	chmod 755 /usr/local/sbin/$c
 done
 

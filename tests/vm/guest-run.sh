@@ -96,7 +96,7 @@ header() {
 # Undo what a test may have left in its scratch dir (mounts), then drop it.
 clean_tmp() {
 	local m
-	awk -v d="$1" 'index($2, d) == 1 { print $2 }' /proc/self/mounts | sort -r |
+	awk -v d="$1" '$2 == d || index($2, d "/") == 1 { print $2 }' /proc/self/mounts | sort -r |
 		while read -r m; do umount -l "$m"; done
 	rm -rf "$1"
 }
@@ -132,17 +132,20 @@ for t in "${tests[@]}"; do
 	pos=$(kmsg_pos)
 	t0=$(date +%s)
 
-	# timeout(1) kills the test's whole process group on expiry. A test
-	# stuck in the kernel (D state) cannot be killed, though, and waiting
-	# for it would hang the run until the host's global timeout: a
-	# watchdog 30 s past the deadline gives up on it instead.
+	# timeout(1) runs the test in a process group of its own (pgid = $pid)
+	# and kills the whole group on expiry (TERM, then KILL 10 s later,
+	# when it also kills itself rather than wait). A process stuck in the
+	# kernel (D state) survives even KILL: it is looked for afterwards.
+	# The watchdog, 30 s past the deadline, only guards against timeout(1)
+	# itself not returning.
 	(cd "$TEST_TMP" && exec timeout -k 10 "$tmo" bash "$t") \
 		</dev/null >"$log" 2>&1 &
 	pid=$!
 	sleep $((tmo + 30)) &
 	dog=$!
 	done_pid=
-	wait -n -p done_pid "$pid" "$dog"
+	# (stderr: no "Killed" job notice from bash on the console)
+	wait -n -p done_pid "$pid" "$dog" 2>/dev/null
 	rc=$?
 	if [ "$done_pid" = "$pid" ]; then
 		kill "$dog" 2>/dev/null
@@ -150,6 +153,17 @@ for t in "${tests[@]}"; do
 	else
 		rc=stuck
 	fi
+	# Processes the test left behind in its group (background jobs, or
+	# survivors of timeout's KILL) are killed now, so they cannot disturb
+	# the next test; any still there after 5 s are stuck in the kernel.
+	pkill -KILL -g "$pid" 2>/dev/null
+	stuck=
+	for _ in 1 2 3 4 5; do
+		stuck=$(pgrep -g "$pid" | xargs -r ps -o pid=,stat=,wchan:30=,args= -p)
+		[ -z "$stuck" ] && break
+		sleep 1
+	done
+	[ -n "$stuck" ] && rc=stuck
 	secs=$(($(date +%s) - t0))
 
 	kmsg_since "$pos" >"$results/$name.dmesg"
@@ -162,9 +176,12 @@ for t in "${tests[@]}"; do
 	77) note=" # SKIP $(sed -n 's/^SKIP: //p' "$log" | tail -n1)" ;;
 	124|137) status="not ok"; note=" # timeout after $tmo s" ;;
 	stuck)
+		# Whatever wedged these processes is likely to wedge the next
+		# tests too: stop here rather than pile up timeouts.
 		status="not ok"
-		note=" # timeout after $tmo s, test unkillable"
-		stopped="a previous test hung in the kernel"
+		note=" # processes stuck in the kernel"
+		[ "$secs" -ge "$tmo" ] && note=" # timeout after $tmo s, processes stuck in the kernel"
+		stopped="a previous test left processes stuck in the kernel"
 		;;
 	*) status="not ok"; note=" # exit status $rc" ;;
 	esac
@@ -182,6 +199,17 @@ for t in "${tests[@]}"; do
 			echo "# kernel log problems during $name:"
 			printf '%s\n' "$bad" | head -n 40 | sed 's/^/#   /'
 			{ echo "--- kernel log problems:"; printf '%s\n' "$bad"; } >>"$log"
+		fi
+		if [ -n "$stuck" ]; then
+			echo "# processes of $name still alive (pid stat wchan args):"
+			printf '%s\n' "$stuck" | sed 's/^/#   /'
+			{
+				printf -- '--- stuck processes:\n%s\n' "$stuck"
+				for p in $(pgrep -g "$pid"); do
+					echo "--- kernel stack of $p:"
+					cat "/proc/$p/stack" 2>/dev/null
+				done
+			} >>"$log"
 		fi
 		echo "# last lines of $name.log:"
 		tail -n 25 "$log" | sed 's/^/#   /'

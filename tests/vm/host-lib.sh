@@ -46,13 +46,16 @@ host_need_pkgs() {
 		fi
 	done
 	[ -z "$missing" ] && return 0
-	say "installing host packages:$missing"
-	apt-get update -qq || die "apt-get update failed"
+	local log=$CACHE_ROOT/host-apt.log
+	mkdir -p "$CACHE_ROOT"
+	say "installing host packages:$missing (log: $log)"
+	apt-get update -qq >>"$log" 2>&1 ||
+		{ tail -n 20 "$log" >&2; die "apt-get update failed"; }
 	# shellcheck disable=SC2086
 	apt-get install -y -qq --no-install-recommends \
 		-o Dpkg::Options::=--force-confdef \
-		-o Dpkg::Options::=--force-confold $missing </dev/null ||
-		die "apt-get install$missing failed"
+		-o Dpkg::Options::=--force-confold $missing </dev/null >>"$log" 2>&1 ||
+		{ tail -n 30 "$log" >&2; die "apt-get install$missing failed"; }
 }
 
 # Packages the bench needs on the host for every release: the emulator and
@@ -147,6 +150,8 @@ size_bytes() {
 qemu_cmd() {
 	local mode=$1 results=$2 disks=$3
 	local mem=${BLKSNAP_VM_MEM:-4096} smp=${BLKSNAP_VM_SMP:-2}
+	# The path travels on the kernel command line, split at spaces.
+	case "$VM_DIR" in *[[:space:]]*) die "the repository path must not contain spaces" ;; esac
 	local cmdline="console=ttyS0,115200 panic=1 loglevel=5 rdinit=/init"
 	cmdline="$cmdline bvm.init=$VM_DIR/guest-init.sh bvm.mode=$mode"
 	cmdline="$cmdline ${BLKSNAP_VM_APPEND:-}"
@@ -162,13 +167,16 @@ qemu_cmd() {
 		-virtfs "local,path=$results,mount_tag=results,security_model=none,multidevs=remap"
 		-drive "file=$disks/vda.img,if=none,id=vda,format=raw,readonly=on"
 		-device virtio-blk-pci,drive=vda,serial=placeholder,addr=0x5
-		-drive "file=$disks/vdb.img,if=none,id=vdb,format=raw,cache=none"
+		-drive "file=$disks/vdb.img,if=none,id=vdb,format=raw,cache=$DISK_CACHE"
 		-device virtio-blk-pci,drive=vdb,serial=vmdisk1,addr=0x6
-		-drive "file=$disks/vdc.img,if=none,id=vdc,format=raw,cache=none"
+		-drive "file=$disks/vdc.img,if=none,id=vdc,format=raw,cache=$DISK_CACHE"
 		-device virtio-blk-pci,drive=vdc,serial=vmdisk2,addr=0x7)
 }
 
-# make_disks DIR SIZE: fresh sparse images for one boot.
+# make_disks DIR SIZE: fresh sparse images for one boot. cache=none (O_DIRECT
+# on the host: the guest's flushes and FUA mean something, and the host's
+# page cache does not hide I/O costs) needs a filesystem that supports it;
+# tmpfs before 6.6 does not, so fall back to writeback there.
 make_disks() {
 	local dir=$1 size=$2
 	mkdir -p "$dir"
@@ -176,6 +184,12 @@ make_disks() {
 	truncate -s 1M "$dir/vda.img"
 	truncate -s "$size" "$dir/vdb.img"
 	truncate -s "$size" "$dir/vdc.img"
+	DISK_CACHE=none
+	if ! dd if=/dev/zero of="$dir/vda.img" bs=4096 count=1 oflag=direct \
+		conv=notrunc status=none 2>/dev/null; then
+		say "note: $dir does not support O_DIRECT, disks use cache=writeback"
+		DISK_CACHE=writeback
+	fi
 }
 
 # write_vm_env FILE: the guest's whole configuration, read by guest-init.sh.

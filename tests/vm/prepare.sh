@@ -63,8 +63,9 @@ flock 9
 # cache: editing one of them makes the next run re-check every step (cheap:
 # finished steps keep their own stamps) and rebuild the initramfs if needed.
 stamp_text() {
-	echo "format=$CACHE_FORMAT inputs=$(cat "$0" "$VM_DIR/host-lib.sh" \
-		"$VM_DIR/initramfs-init.sh" | sha256sum | cut -c1-16)"
+	echo "format=$CACHE_FORMAT decompress=${BLKSNAP_VM_DECOMPRESS:-0}" \
+		"inputs=$(cat "$0" "$VM_DIR/host-lib.sh" "$VM_DIR/initramfs-init.sh" |
+			sha256sum | cut -c1-16)"
 }
 
 cache_valid() {
@@ -221,8 +222,10 @@ if [ "$RELEASE" = bookworm ]; then
 	# archive, and the host's gcc-12 is the kernel's compiler.
 	host_need_pkgs linux-image-amd64 linux-headers-amd64 make gcc
 	if [ "$refresh" = 1 ]; then
-		apt-get update -qq && apt-get install -y -qq --only-upgrade \
-			linux-image-amd64 linux-headers-amd64 </dev/null
+		{ apt-get update -qq && apt-get install -y -qq --only-upgrade \
+			linux-image-amd64 linux-headers-amd64 </dev/null; } \
+			>>"$CACHE_ROOT/host-apt.log" 2>&1 ||
+			die "upgrading the host's kernel packages failed"
 	fi
 	ROOT=
 	KVER=$(image_kver)
@@ -264,22 +267,21 @@ mod_compression() {
 	*) echo NONE ;;
 	esac
 }
+# BLKSNAP_VM_DECOMPRESS=1 forces the decompressed copy (to test this path,
+# or to spare the guest decompressing modules in software).
 comp=$(mod_compression)
-if [ "$comp" != NONE ] && ! kmod --version | grep -q "+$comp"; then
+if [ "$comp" != NONE ] && { [ "${BLKSNAP_VM_DECOMPRESS:-0}" = 1 ] ||
+	! kmod --version | grep -q "+$comp"; }; then
 	# depmod -b wants BASE/lib/modules/KVER.
 	plain=$DIR/plainmods/lib/modules/$KVER
 	if [ ! -f "$plain/.complete" ]; then
-		say "prepare $RELEASE: host kmod lacks $comp, decompressing modules"
+		say "prepare $RELEASE: decompressing the modules ($comp) for the host's kmod"
 		rm -rf "$DIR/plainmods"
 		mkdir -p "$plain"
 		cp -a "$MODDIR/." "$plain/"
-		find "$plain" -name '*.ko.*' | while read -r m; do
-			case "$m" in
-			*.xz) xz -d "$m" ;;
-			*.zst) zstd -q -d --rm "$m" ;;
-			*.gz) gzip -d "$m" ;;
-			esac
-		done
+		find "$plain" -name '*.ko.xz' -print0 | xargs -0r -P"$(nproc)" -n64 xz -d
+		find "$plain" -name '*.ko.zst' -print0 | xargs -0r -P"$(nproc)" -n64 zstd -q -d --rm
+		find "$plain" -name '*.ko.gz' -print0 | xargs -0r -P"$(nproc)" -n64 gzip -d
 		depmod -b "$DIR/plainmods" "$KVER"
 		touch "$plain/.complete"
 	fi

@@ -94,11 +94,23 @@ struct blksnap_cbt_info {
 };
 
 /**
+ * define BLKSNAP_CBT_MAP_SNAPSHOT - Read the map as frozen at the take.
+ *
+ * While the device is in a taken snapshot, the module keeps a copy of the
+ * map made at the instant of the take: with this flag, %IOCTL_BLKSNAP_CBT_MAP
+ * reads that copy, which matches the snapshot image exactly (writes to the
+ * image are recorded in it too). Without a taken snapshot the flag makes
+ * the ioctl fail with ENODATA.
+ */
+#define BLKSNAP_CBT_MAP_SNAPSHOT	(1U << 0)
+
+/**
  * struct blksnap_cbt_map - Read a part of the CBT map.
  * @dev: The tracked device.
  * @offset: First byte (tracking block) of the map to read.
  * @length: Number of bytes to read; @offset + @length must not exceed the
  *	map's block count.
+ * @flags: 0 for the live map, or %BLKSNAP_CBT_MAP_SNAPSHOT.
  * @reserved: Must be zero.
  * @buffer: Pointer to a user buffer of @length bytes.
  */
@@ -106,7 +118,8 @@ struct blksnap_cbt_map {
 	struct blksnap_bdev dev;
 	__u32 offset;
 	__u32 length;
-	__u64 reserved;
+	__u32 flags;
+	__u32 reserved;
 	__u64 buffer;
 };
 
@@ -242,7 +255,7 @@ struct blksnap_snapshot_info {
  * @image: Device number of its image (0:0 before the take).
  * @id: The snapshot the device belongs to.
  * @error: Negative errno if the image is corrupted, else 0.
- * @chunk_size: Copy-on-write unit in bytes.
+ * @chunk_size: Copy-on-write unit in bytes; 0 before the take.
  * @name: Name of the image disk, e.g. "blksnap-image_8:16", NUL
  *	terminated; empty before the take.
  */
@@ -259,7 +272,8 @@ struct blksnap_image_info {
  * enum blksnap_event_code - What a snapshot event reports.
  * @BLKSNAP_EVENT_LOW_FREE_SPACE: Free difference storage fell below the
  *	threshold (module parameter diff_storage_minimum); append more.
- *	Sent once per crossing: appending re-arms it.
+ *	Sent once per crossing: appending re-arms it. Storage smaller than
+ *	the threshold raises it at the first copy.
  * @BLKSNAP_EVENT_CORRUPTED: The snapshot is corrupted (see
  *	&struct blksnap_event_corrupted).
  */
@@ -378,7 +392,8 @@ enum blksnap_ioctl {
  *
  * Takes a &struct blksnap_bdev. The CBT map is dropped.
  *
- * Return: 0; ENOENT if the device is not tracked.
+ * Return: 0; ENOENT if the device is not tracked; EBUSY while it belongs
+ * to a snapshot.
  */
 #define IOCTL_BLKSNAP_TRACKER_DETACH \
 	_IOW(BLKSNAP_IOCTL_MAGIC, blksnap_ioctl_tracker_detach, \
@@ -413,7 +428,8 @@ enum blksnap_ioctl {
  * Takes a &struct blksnap_cbt_map.
  *
  * Return: 0; ENOENT if the device is not tracked; EINVAL if the range
- * lies outside the map; EFAULT.
+ * lies outside the map or for unknown flags; ENODATA for
+ * %BLKSNAP_CBT_MAP_SNAPSHOT without a taken snapshot; EFAULT.
  */
 #define IOCTL_BLKSNAP_CBT_MAP \
 	_IOW(BLKSNAP_IOCTL_MAGIC, blksnap_ioctl_cbt_map, struct blksnap_cbt_map)
@@ -446,11 +462,14 @@ enum blksnap_ioctl {
  * define IOCTL_BLKSNAP_SNAPSHOT_ADD_DEVICE - Add a device to a snapshot.
  *
  * Takes a &struct blksnap_snapshot_device. The device must be tracked and
- * belong to no other snapshot; the snapshot must not be taken yet.
+ * belong to no other snapshot; the snapshot must not be taken yet. A whole
+ * disk and one of its partitions cannot be in snapshots at the same time
+ * (partitions of one disk can). At most 256 devices per snapshot.
  *
  * Return: 0; ESRCH for an unknown snapshot; ENOENT if the device is not
- * tracked; EBUSY if it belongs to a snapshot; EALREADY if it is in this
- * one; EPERM if the snapshot is taken already.
+ * tracked; EALREADY if it is in this snapshot; EBUSY if it (or its disk
+ * or partition) belongs to a snapshot, or this snapshot is taken already;
+ * E2BIG if the snapshot is full; EINVAL for a bad device number.
  */
 #define IOCTL_BLKSNAP_SNAPSHOT_ADD_DEVICE \
 	_IOW(BLKSNAP_IOCTL_MAGIC, blksnap_ioctl_snapshot_add_device, \
@@ -462,9 +481,14 @@ enum blksnap_ioctl {
  * Takes a &struct blksnap_snapshot_append_storage; allowed before and
  * after the take. All ranges are checked before any is added.
  *
+ * Ranges overlap when they cover the same sectors of one disk, whether
+ * given on the disk or on one of its partitions. A snapshot image cannot
+ * be storage.
+ *
  * Return: 0; ESRCH for an unknown snapshot; ENODEV if the device does not
  * exist; EINVAL for a bad count, an empty range, a range beyond the end
- * of the device, or overlapping ranges; EFAULT; ENOMEM.
+ * of the device, overlapping ranges or an image as storage; E2BIG beyond
+ * 16 * BLKSNAP_MAX_STORAGE_RANGES ranges in all; EFAULT; ENOMEM.
  */
 #define IOCTL_BLKSNAP_SNAPSHOT_APPEND_STORAGE \
 	_IOW(BLKSNAP_IOCTL_MAGIC, blksnap_ioctl_snapshot_append_storage, \
@@ -476,10 +500,15 @@ enum blksnap_ioctl {
  * Takes a &struct blksnap_uuid. Freezes the file systems of all devices,
  * holds new writes, waits for writes in flight, advances each device's
  * change number, starts copy-on-write, releases the writes and thaws: the
- * images show one instant across all devices. On failure nothing changed.
+ * images show one instant across all devices. Up to that point, a failure
+ * changes nothing. The images are made after the thaw; if one cannot be
+ * made, the take still returns 0 and the snapshot is corrupted (the
+ * event says why). Storage may be appended before or after the take; a
+ * copy that finds none corrupts the snapshot with ENOSPC.
  *
  * Return: 0; ESRCH for an unknown snapshot; ENODEV if it has no devices
- * or one is gone; EPERM if taken already; the error of a failed freeze.
+ * or one is gone; EALREADY if taken already; the error of a failed
+ * freeze; ENOMEM.
  */
 #define IOCTL_BLKSNAP_SNAPSHOT_TAKE \
 	_IOW(BLKSNAP_IOCTL_MAGIC, blksnap_ioctl_snapshot_take, \
@@ -515,7 +544,8 @@ enum blksnap_ioctl {
  * Takes a &struct blksnap_snapshot_info.
  *
  * Return: 0; ESRCH for an unknown snapshot; ENOBUFS if @devices is too
- * small (@device_count tells how many); EINVAL; EFAULT.
+ * small (@device_count tells how many); EINVAL for a reserved field not
+ * zero or @device_count above BLKSNAP_MAX_LIST; EFAULT.
  */
 #define IOCTL_BLKSNAP_SNAPSHOT_INFO \
 	_IOWR(BLKSNAP_IOCTL_MAGIC, blksnap_ioctl_snapshot_info, \
@@ -526,7 +556,8 @@ enum blksnap_ioctl {
  *
  * Takes a &struct blksnap_image_info with @dev set.
  *
- * Return: 0; ENOENT if the device is in no snapshot; EINVAL.
+ * Return: 0; ENOENT if the device is in no snapshot; EINVAL for a bad
+ * device number.
  */
 #define IOCTL_BLKSNAP_IMAGE_INFO \
 	_IOWR(BLKSNAP_IOCTL_MAGIC, blksnap_ioctl_image_info, \
@@ -538,7 +569,9 @@ enum blksnap_ioctl {
  * Takes a &struct blksnap_snapshot_event. Returns the oldest event not
  * yet returned, waiting up to @timeout_ms for one.
  *
- * Return: 0; ENOENT if no event came in time; ESRCH for an unknown (or
+ * Each event is returned once, to one waiter.
+ *
+ * Return: 0; ETIMEDOUT if no event came in time; ESRCH for an unknown (or
  * destroyed while waiting) snapshot; EINTR if a signal came.
  */
 #define IOCTL_BLKSNAP_SNAPSHOT_WAIT_EVENT \

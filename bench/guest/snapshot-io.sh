@@ -1,0 +1,121 @@
+#!/bin/bash
+# Benchmark (not a test): what a snapshot costs, next to dm-snapshot.
+# In one guest, on /dev/vdb (original) with /dev/vdc as difference storage
+# or COW device, both zero-filled first:
+#  - 4 KiB random writes (QD16) and 1 MiB sequential writes (QD4), fio,
+#    BENCH_SECONDS each, on: the plain device, the tracked device, a fresh
+#    blksnap snapshot, a dm-snapshot origin with 4 KiB and 256 KiB chunks;
+#    printed as ratios to the plain device.
+#  - 1 MiB sequential reads of the image after a full overwrite of the
+#    original, against reads of the original.
+#  - take latency for 1 and 4 devices (null_blk), BENCH_TAKES times each.
+# timeout: 3000
+set -eu
+. "$BLKSNAP_SRC/tests/vm/lib.sh"
+. "$BLKSNAP_SRC/tests/vm/cbt-lib.sh"
+need_cmd fio dmsetup
+
+seconds=${BENCH_SECONDS:-15}
+takes=${BENCH_TAKES:-20}
+read -r orig store <<<"$VM_DISKS"
+sectors=$(blockdev --getsz "$orig")
+
+log "zero-filling $orig and $store"
+for d in "$orig" "$store"; do
+	dd if=/dev/zero of="$d" bs=4M oflag=direct status=none 2>/dev/null || true
+done
+modprobe dm-snapshot
+
+# fio_run NAME DEV RW BS DEPTH: prints IOPS (writes) or KiB/s (reads).
+fio_run() {
+	local out field
+	out=$(fio --name="$1" --filename="$2" --rw="$3" --bs="$4" --iodepth="$5" \
+		--direct=1 --ioengine=libaio --runtime="$seconds" --time_based \
+		--randrepeat=0 --output-format=terse --terse-version=3)
+	case $3 in
+	*read) field=7 ;;   # read bandwidth, KiB/s
+	*) field=48 ;;      # write bandwidth, KiB/s
+	esac
+	echo "$out" | awk -F';' -v f="$field" '{ print $f }'
+}
+
+snap_fresh() {
+	bsio attach "$1" 2>/dev/null || true
+	snap=$(bsio snapshot-create)
+	bsio snapshot-add "$snap" "$1"
+	bsio snapshot-append "$snap" "$store" 0 "$(blockdev --getsz "$store")"
+	bsio snapshot-take "$snap"
+}
+snap_gone() { bsio snapshot-destroy "$snap"; bsio detach "$orig"; }
+
+dm_fresh() {
+	echo "0 $sectors snapshot-origin $orig" | dmsetup create bench-origin --noudevsync
+	echo "0 $sectors snapshot $orig $store N $1" | dmsetup create bench-snap --noudevsync
+	dmsetup mknodes bench-origin
+}
+dm_gone() { dmsetup remove --noudevsync bench-snap; dmsetup remove --noudevsync bench-origin; }
+
+# measure KIND RW BS DEPTH: one run in configuration KIND.
+measure() {
+	local kind=$1 v
+	case $kind in
+	plain) module_unload; v=$(fio_run plain "$orig" "$2" "$3" "$4") ;;
+	tracked) module_load; bsio attach "$orig"
+		v=$(fio_run tracked "$orig" "$2" "$3" "$4"); bsio detach "$orig" ;;
+	snapshot) module_load; snap_fresh "$orig"
+		v=$(fio_run snapshot "$orig" "$2" "$3" "$4"); snap_gone ;;
+	dm4k) module_unload; dm_fresh 8
+		v=$(fio_run dm4k /dev/mapper/bench-origin "$2" "$3" "$4"); dm_gone ;;
+	dm256k) module_unload; dm_fresh 512
+		v=$(fio_run dm256k /dev/mapper/bench-origin "$2" "$3" "$4"); dm_gone ;;
+	esac
+	echo "$v"
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }'; }
+
+for spec in "randwrite 4k 16" "write 1m 4"; do
+	read -r rw bs depth <<<"$spec"
+	base=$(measure plain "$rw" "$bs" "$depth")
+	echo "result $rw-$bs plain: $base KiB/s"
+	for kind in tracked snapshot dm4k dm256k; do
+		v=$(measure "$kind" "$rw" "$bs" "$depth")
+		echo "ratio $rw-$bs $kind/plain: $(ratio "$v" "$base") ($v KiB/s)"
+	done
+done
+
+# Image read after a full overwrite: every chunk is in storage.
+module_load
+snap_fresh "$orig"
+dd if=/dev/urandom of="$orig" bs=1M oflag=direct status=none 2>/dev/null || true
+image=/dev/$(bsio image-info "$orig" | awk '$1 == "name" { print $2 }')
+bsio snapshot-info "$snap" | grep -E 'state|storage_used'
+orig_read=$(fio_run read-orig "$orig" read 1m 4)
+image_read=$(fio_run read-image "$image" read 1m 4)
+echo "ratio read-1m image-after-overwrite/original: $(ratio "$image_read" "$orig_read") ($image_read / $orig_read KiB/s)"
+snap_gone
+
+# Take latency.
+modprobe null_blk nr_devices=4 gb=1 memory_backed=1
+for n in 1 4; do
+	: >"$TEST_TMP/take-$n"
+	for ((i = 0; i < takes; i++)); do
+		snap=$(bsio snapshot-create)
+		for ((d = 0; d < n; d++)); do
+			bsio attach /dev/nullb$d 2>/dev/null || true
+			bsio snapshot-add "$snap" /dev/nullb$d
+		done
+		bsio snapshot-append "$snap" "$store" 0 1048576
+		t0=$(date +%s%N)
+		bsio snapshot-take "$snap"
+		t1=$(date +%s%N)
+		echo $(((t1 - t0) / 1000)) >>"$TEST_TMP/take-$n"
+		bsio snapshot-destroy "$snap"
+	done
+	sort -n "$TEST_TMP/take-$n" | awk -v n="$n" '{ v[NR] = $1 }
+		END { printf "take %d device(s): median %.1f ms, p99 %.1f ms (%d takes, incl. process start)\n",
+			n, v[int((NR + 1) / 2)] / 1000, v[int(NR * 0.99 + 0.5) > NR ? NR : int(NR * 0.99 + 0.5)] / 1000, NR }'
+done
+for ((d = 0; d < 4; d++)); do bsio detach /dev/nullb$d; done
+rmmod null_blk
+module_unload

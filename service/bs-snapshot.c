@@ -1,0 +1,795 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+
+#define G_LOG_DOMAIN "blksnapd"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "bs-error.h"
+#include "bs-options.h"
+#include "bs-snapshot.h"
+#include "bs-storage.h"
+
+/* How long one wait-event ioctl blocks: bounds how long a stopped watcher
+ * thread lingers. Events themselves wake it at once. */
+#define WATCH_TIMEOUT_MS 500
+
+/*
+ * The watcher thread's share of a snapshot. The thread must not keep the
+ * snapshot alive, so it only holds a weak reference, resolved in the main
+ * loop when an event arrives.
+ */
+typedef struct {
+	gatomicrefcount ref;
+	gint stop;
+	GWeakRef snapshot;
+	BsControl *control;
+	BsUuid id;
+	GMainContext *context;
+} BsWatcher;
+
+struct _BsSnapshot {
+	GObject parent_instance;
+	BsControl *control;
+	gchar *storage_dir;
+	BsStateRecord *record;
+	gchar *id_string;
+	gchar *id_hex;
+	GArray *devices;                    /* BsDev */
+	struct blksnap_snapshot_info info;  /* as last refreshed */
+	GHashTable *images;                 /* "MAJ:MIN" -> "/dev/NAME" */
+	guint64 pending;                    /* bytes being allocated */
+	guint file_seq;
+	guint reserve_percent;
+	guint64 reserve_bytes;
+	BsWatcher *watcher;
+	gboolean destroyed;
+};
+
+enum {
+	SIGNAL_CHANGED,
+	SIGNAL_LOW_SPACE,
+	SIGNAL_STORAGE_APPENDED,
+	SIGNAL_CORRUPTED,
+	SIGNAL_VANISHED,
+	SIGNAL_LAST
+};
+static guint signals[SIGNAL_LAST];
+
+G_DEFINE_TYPE (BsSnapshot, bs_snapshot, G_TYPE_OBJECT)
+
+void
+bs_snapshot_log (BsSnapshot *self, GLogLevelFlags level, const gchar *format, ...)
+{
+	g_autofree gchar *msg = NULL;
+	va_list args;
+
+	va_start (args, format);
+	msg = g_strdup_vprintf (format, args);
+	va_end (args);
+	/* BLKSNAP_SNAPSHOT lets `journalctl BLKSNAP_SNAPSHOT=ID` find it all */
+	g_log_structured (G_LOG_DOMAIN, level, "BLKSNAP_SNAPSHOT", self->id_string,
+	                  "MESSAGE", "snapshot %s: %s", self->id_string, msg);
+}
+
+/* --------------------------------------------------------------- getters */
+
+const BsUuid *
+bs_snapshot_get_id (BsSnapshot *self)
+{
+	return &self->record->id;
+}
+
+const gchar *
+bs_snapshot_get_id_string (BsSnapshot *self)
+{
+	return self->id_string;
+}
+
+const gchar *
+bs_snapshot_get_id_hex (BsSnapshot *self)
+{
+	return self->id_hex;
+}
+
+BsStateRecord *
+bs_snapshot_get_record (BsSnapshot *self)
+{
+	return self->record;
+}
+
+GArray *
+bs_snapshot_get_devices (BsSnapshot *self)
+{
+	return self->devices;
+}
+
+guint32
+bs_snapshot_get_state (BsSnapshot *self)
+{
+	return self->info.state;
+}
+
+const gchar *
+bs_snapshot_get_state_string (BsSnapshot *self)
+{
+	switch (self->info.state) {
+	case BLKSNAP_SNAPSHOT_CREATED:
+		return "created";
+	case BLKSNAP_SNAPSHOT_TAKEN:
+		return "taken";
+	case BLKSNAP_SNAPSHOT_CORRUPTED:
+		return "corrupted";
+	default:
+		return "unknown";
+	}
+}
+
+gint32
+bs_snapshot_get_error (BsSnapshot *self)
+{
+	return self->info.error;
+}
+
+GHashTable *
+bs_snapshot_get_images (BsSnapshot *self)
+{
+	return self->images;
+}
+
+guint64
+bs_snapshot_get_allocated (BsSnapshot *self)
+{
+	return self->info.storage_sectors * 512;
+}
+
+guint64
+bs_snapshot_get_used (BsSnapshot *self)
+{
+	return self->info.storage_used * 512;
+}
+
+gboolean
+bs_snapshot_has_device (BsSnapshot *self, const BsDev *dev)
+{
+	for (guint i = 0; i < self->devices->len; i++) {
+		if (bs_dev_equal (&g_array_index (self->devices, BsDev, i), dev))
+			return TRUE;
+	}
+	return FALSE;
+}
+
+void
+bs_snapshot_set_reserve (BsSnapshot *self, const BsConfig *config)
+{
+	self->reserve_percent = config->reserve_percent;
+	self->reserve_bytes = config->reserve_bytes;
+}
+
+/* --------------------------------------------------------------- refresh */
+
+static gboolean
+snapshot_refresh_images (BsSnapshot *self, gboolean *changed)
+{
+	for (guint i = 0; i < self->devices->len; i++) {
+		BsDev *dev = &g_array_index (self->devices, BsDev, i);
+		struct blksnap_image_info ii;
+		g_autofree gchar *key = bs_dev_to_string (dev);
+		g_autofree gchar *node = NULL;
+		const gchar *old;
+
+		if (!bs_control_image_info (self->control, dev, &ii, NULL))
+			continue;
+		ii.name[BLKSNAP_IMAGE_NAME_LEN - 1] = '\0';
+		if (ii.name[0] == '\0')
+			continue;
+		node = g_strconcat ("/dev/", ii.name, NULL);
+		old = g_hash_table_lookup (self->images, key);
+		if (g_strcmp0 (old, node) != 0) {
+			g_hash_table_insert (self->images, g_steal_pointer (&key),
+			                     g_steal_pointer (&node));
+			*changed = TRUE;
+		}
+	}
+	return TRUE;
+}
+
+/**
+ * bs_snapshot_refresh:
+ *
+ * Reads the kernel's state of the snapshot and emits ::changed if it
+ * differs. Fails with %BS_ERROR_NOT_FOUND when the kernel no longer has
+ * it.
+ */
+gboolean
+bs_snapshot_refresh (BsSnapshot *self, GError **error)
+{
+	struct blksnap_snapshot_info info;
+	g_autoptr(GArray) devs = NULL;
+	gboolean changed = FALSE;
+
+	if (self->destroyed) {
+		g_set_error (error, BS_ERROR, BS_ERROR_NOT_FOUND, "snapshot %s is destroyed",
+		             self->id_string);
+		return FALSE;
+	}
+	if (!bs_control_snapshot_info (self->control, &self->record->id, &info, &devs, error))
+		return FALSE;
+	if (info.state != self->info.state || info.error != self->info.error ||
+	    info.storage_sectors != self->info.storage_sectors ||
+	    info.storage_used != self->info.storage_used)
+		changed = TRUE;
+	self->info = info;
+	self->info.devices = 0;
+	if (devs->len != self->devices->len ||
+	    memcmp (devs->data, self->devices->data, devs->len * sizeof (BsDev)) != 0) {
+		g_array_set_size (self->devices, 0);
+		g_array_append_vals (self->devices, devs->data, devs->len);
+		changed = TRUE;
+	}
+	if (info.state != BLKSNAP_SNAPSHOT_CREATED)
+		snapshot_refresh_images (self, &changed);
+	if (changed)
+		g_signal_emit (self, signals[SIGNAL_CHANGED], 0);
+	return TRUE;
+}
+
+/* ---------------------------------------------------------------- growth */
+
+typedef struct {
+	BsControl *control;
+	BsUuid id;
+	gchar *dir;
+	gchar *name;
+	guint64 size;
+} GrowData;
+
+static void
+grow_data_free (GrowData *data)
+{
+	g_object_unref (data->control);
+	g_free (data->dir);
+	g_free (data->name);
+	g_free (data);
+}
+
+/* Worker thread: allocate a file and hand its extents to the module. */
+static void
+grow_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
+{
+	GrowData *data = task_data;
+	g_autoptr(BsStorageFile) file = NULL;
+	GError *error = NULL;
+
+	file = bs_storage_file_allocate (data->dir, data->name, data->size, &error);
+	if (file == NULL) {
+		g_task_return_error (task, error);
+		return;
+	}
+	if (!bs_control_snapshot_append_storage (data->control, &data->id, &file->dev,
+	                                         (struct blksnap_sectors *) file->ranges->data,
+	                                         file->ranges->len, &error)) {
+		/* the module took none of it (it checks all ranges first) */
+		bs_storage_file_remove (file->path, NULL);
+		g_task_return_error (task, error);
+		return;
+	}
+	g_task_return_pointer (task, g_steal_pointer (&file),
+	                       (GDestroyNotify) bs_storage_file_free);
+}
+
+static void
+grow_thread_done (GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	BsSnapshot *self = BS_SNAPSHOT (source);
+	g_autoptr(GTask) outer = G_TASK (user_data);
+	GrowData *data = g_task_get_task_data (G_TASK (res));
+	g_autoptr(BsStorageFile) file = NULL;
+	GError *error = NULL;
+
+	self->pending -= data->size;
+	file = g_task_propagate_pointer (G_TASK (res), &error);
+	if (file == NULL) {
+		bs_snapshot_log (self, G_LOG_LEVEL_WARNING, "cannot add %" G_GUINT64_FORMAT
+		                 " MiB of storage: %s", data->size / BS_MIB, error->message);
+		g_task_return_error (outer, error);
+		return;
+	}
+	if (self->destroyed) {
+		bs_storage_file_remove (file->path, NULL);
+		g_task_return_new_error (outer, BS_ERROR, BS_ERROR_NOT_FOUND,
+		                         "snapshot %s was destroyed", self->id_string);
+		return;
+	}
+	g_ptr_array_add (self->record->files, g_strdup (file->path));
+	bs_snapshot_refresh (self, NULL);
+	bs_snapshot_log (self, G_LOG_LEVEL_MESSAGE,
+	                 "added %" G_GUINT64_FORMAT " MiB of storage (%u ranges on %u:%u), "
+	                 "%" G_GUINT64_FORMAT " MiB in all", file->size / BS_MIB,
+	                 file->ranges->len, file->dev.major, file->dev.minor,
+	                 bs_snapshot_get_allocated (self) / BS_MIB);
+	g_signal_emit (self, signals[SIGNAL_STORAGE_APPENDED], 0, file->size,
+	               bs_snapshot_get_allocated (self));
+	g_task_return_boolean (outer, TRUE);
+}
+
+/* May @size more bytes be allocated? */
+static gboolean
+snapshot_check_growth (BsSnapshot *self, guint64 size, GError **error)
+{
+	guint64 allocated = bs_snapshot_get_allocated (self) + self->pending;
+	guint64 free_bytes, fs_bytes, reserve;
+
+	if (self->record->limit != 0 && allocated + size > self->record->limit) {
+		g_set_error (error, BS_ERROR, BS_ERROR_NO_SPACE,
+		             "the storage limit of %" G_GUINT64_FORMAT " MiB would be exceeded "
+		             "(%" G_GUINT64_FORMAT " MiB allocated)",
+		             self->record->limit / BS_MIB, allocated / BS_MIB);
+		return FALSE;
+	}
+	if (!bs_storage_fs_space (self->storage_dir, &free_bytes, &fs_bytes, error))
+		return FALSE;
+	reserve = self->reserve_percent > 0 ? fs_bytes / 100 * self->reserve_percent
+	                                    : self->reserve_bytes;
+	if (free_bytes < size || free_bytes - size < reserve) {
+		g_set_error (error, BS_ERROR, BS_ERROR_NO_SPACE,
+		             "%s has %" G_GUINT64_FORMAT " MiB free; taking %" G_GUINT64_FORMAT
+		             " MiB would eat into its reserve of %" G_GUINT64_FORMAT " MiB",
+		             self->storage_dir, free_bytes / BS_MIB, size / BS_MIB,
+		             reserve / BS_MIB);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/**
+ * bs_snapshot_grow_async:
+ * @size: bytes to add, rounded up to whole MiB
+ *
+ * Allocates a new storage file in a worker thread and appends it. Refused
+ * with %BS_ERROR_NO_SPACE beyond the limit or into the filesystem's
+ * reserve.
+ */
+void
+bs_snapshot_grow_async (BsSnapshot *self, guint64 size, GAsyncReadyCallback callback,
+                        gpointer user_data)
+{
+	g_autoptr(GTask) outer = g_task_new (self, NULL, callback, user_data);
+	g_autoptr(GTask) task = NULL;
+	GError *error = NULL;
+	GrowData *data;
+
+	size = bs_size_round_mib (MIN (size, BS_SIZE_MAX));
+	if (self->destroyed) {
+		g_task_return_new_error (outer, BS_ERROR, BS_ERROR_NOT_FOUND,
+		                         "snapshot %s is destroyed", self->id_string);
+		return;
+	}
+	if (size == 0) {
+		g_task_return_new_error (outer, BS_ERROR, BS_ERROR_INVALID_ARGUMENT,
+		                         "cannot add 0 bytes of storage");
+		return;
+	}
+	if (!snapshot_check_growth (self, size, &error)) {
+		g_task_return_error (outer, error);
+		return;
+	}
+	data = g_new0 (GrowData, 1);
+	data->control = g_object_ref (self->control);
+	data->id = self->record->id;
+	data->dir = g_strdup (self->storage_dir);
+	/* the id in the name lets recovery tell whose file it is even if the
+	 * daemon died before writing the state file */
+	data->name = g_strdup_printf ("%s-%u-%" G_GINT64_FORMAT BS_STORAGE_SUFFIX,
+	                              self->id_hex, self->file_seq++, g_get_real_time ());
+	data->size = size;
+	self->pending += size;
+
+	task = g_task_new (self, NULL, grow_thread_done, g_steal_pointer (&outer));
+	g_task_set_task_data (task, data, (GDestroyNotify) grow_data_free);
+	g_task_run_in_thread (task, grow_thread);
+}
+
+gboolean
+bs_snapshot_grow_finish (BsSnapshot *self, GAsyncResult *res, GError **error)
+{
+	return g_task_propagate_boolean (G_TASK (res), error);
+}
+
+/* ------------------------------------------------------------------ take */
+
+static void
+take_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
+{
+	BsSnapshot *self = BS_SNAPSHOT (source);
+	GError *error = NULL;
+
+	/* freezing filesystems may take a while: not on the main loop */
+	if (!bs_control_snapshot_take (self->control, task_data, &error)) {
+		g_task_return_error (task, error);
+		return;
+	}
+	g_task_return_boolean (task, TRUE);
+}
+
+void
+bs_snapshot_take_async (BsSnapshot *self, GAsyncReadyCallback callback, gpointer user_data)
+{
+	g_autoptr(GTask) task = g_task_new (self, NULL, callback, user_data);
+
+	if (self->destroyed) {
+		g_task_return_new_error (task, BS_ERROR, BS_ERROR_NOT_FOUND,
+		                         "snapshot %s is destroyed", self->id_string);
+		return;
+	}
+	if (self->info.state != BLKSNAP_SNAPSHOT_CREATED) {
+		g_task_return_new_error (task, BS_ERROR, BS_ERROR_BUSY,
+		                         "snapshot %s is %s already", self->id_string,
+		                         bs_snapshot_get_state_string (self));
+		return;
+	}
+	g_task_set_task_data (task, g_memdup2 (&self->record->id, sizeof (BsUuid)), g_free);
+	g_task_run_in_thread (task, take_thread);
+}
+
+gboolean
+bs_snapshot_take_finish (BsSnapshot *self, GAsyncResult *res, GError **error)
+{
+	if (!g_task_propagate_boolean (G_TASK (res), error))
+		return FALSE;
+	bs_snapshot_refresh (self, NULL);
+	bs_snapshot_log (self, G_LOG_LEVEL_MESSAGE, "taken");
+	return TRUE;
+}
+
+/* --------------------------------------------------------------- watcher */
+
+typedef struct {
+	BsWatcher *watcher;
+	struct blksnap_snapshot_event event;
+	gboolean vanished;
+} WatcherMessage;
+
+static BsWatcher *
+watcher_ref (BsWatcher *w)
+{
+	g_atomic_ref_count_inc (&w->ref);
+	return w;
+}
+
+static void
+watcher_unref (BsWatcher *w)
+{
+	if (!g_atomic_ref_count_dec (&w->ref))
+		return;
+	g_weak_ref_clear (&w->snapshot);
+	g_object_unref (w->control);
+	g_main_context_unref (w->context);
+	g_free (w);
+}
+
+static void
+watcher_message_free (WatcherMessage *msg)
+{
+	watcher_unref (msg->watcher);
+	g_free (msg);
+}
+
+static void
+snapshot_auto_grow_done (GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	/* logged by grow_thread_done; corruption follows if it was needed */
+	bs_snapshot_grow_finish (BS_SNAPSHOT (source), res, NULL);
+}
+
+/* Main loop: what the watcher thread saw. */
+static gboolean
+snapshot_handle_event (gpointer user_data)
+{
+	WatcherMessage *msg = user_data;
+	g_autoptr(BsSnapshot) self = g_weak_ref_get (&msg->watcher->snapshot);
+	g_autoptr(GError) error = NULL;
+
+	if (self == NULL || self->destroyed)
+		return G_SOURCE_REMOVE;
+	if (msg->vanished) {
+		bs_snapshot_log (self, G_LOG_LEVEL_WARNING, "gone from the kernel");
+		g_signal_emit (self, signals[SIGNAL_VANISHED], 0);
+		return G_SOURCE_REMOVE;
+	}
+	switch (msg->event.code) {
+	case BLKSNAP_EVENT_LOW_FREE_SPACE: {
+		guint64 free_bytes = msg->event.low_space.free_sectors * 512;
+		guint64 requested = msg->event.low_space.requested_sectors * 512;
+		guint64 size = MAX (self->record->grow_step, requested);
+
+		bs_snapshot_refresh (self, NULL);
+		bs_snapshot_log (self, G_LOG_LEVEL_MESSAGE,
+		                 "low on storage: %" G_GUINT64_FORMAT " MiB free, module asks for %"
+		                 G_GUINT64_FORMAT " MiB; growing by %" G_GUINT64_FORMAT " MiB",
+		                 free_bytes / BS_MIB, requested / BS_MIB, size / BS_MIB);
+		g_signal_emit (self, signals[SIGNAL_LOW_SPACE], 0, free_bytes, requested);
+		if (self->pending > 0) {
+			bs_snapshot_log (self, G_LOG_LEVEL_MESSAGE, "a growth is under way already");
+			break;
+		}
+		if (self->record->limit != 0) {
+			guint64 room = self->record->limit - MIN (self->record->limit,
+			                                          bs_snapshot_get_allocated (self));
+			size = MIN (size, room);
+		}
+		if (size == 0) {
+			bs_snapshot_log (self, G_LOG_LEVEL_WARNING,
+			                 "cannot grow: the limit of %" G_GUINT64_FORMAT " MiB is reached",
+			                 self->record->limit / BS_MIB);
+			break;
+		}
+		bs_snapshot_grow_async (self, size, snapshot_auto_grow_done, NULL);
+		break;
+	}
+	case BLKSNAP_EVENT_CORRUPTED: {
+		BsDev dev = { msg->event.corrupted.dev.major, msg->event.corrupted.dev.minor };
+		g_autofree gchar *name = bs_dev_to_string (&dev);
+		gint err = msg->event.corrupted.error;
+
+		bs_snapshot_refresh (self, NULL);
+		bs_snapshot_log (self, G_LOG_LEVEL_WARNING,
+		                 "corrupted: image of %s failed with %s (%d)%s", name,
+		                 g_strerror (-err), err,
+		                 err == -ENOSPC ? ": difference storage overflowed" : "");
+		g_signal_emit (self, signals[SIGNAL_CORRUPTED], 0, name, err);
+		break;
+	}
+	default:
+		bs_snapshot_log (self, G_LOG_LEVEL_INFO, "unknown event 0x%x", msg->event.code);
+		break;
+	}
+	return G_SOURCE_REMOVE;
+}
+
+static void
+watcher_post (BsWatcher *w, const struct blksnap_snapshot_event *event, gboolean vanished)
+{
+	WatcherMessage *msg = g_new0 (WatcherMessage, 1);
+
+	msg->watcher = watcher_ref (w);
+	if (event != NULL)
+		msg->event = *event;
+	msg->vanished = vanished;
+	g_main_context_invoke_full (w->context, G_PRIORITY_DEFAULT, snapshot_handle_event, msg,
+	                            (GDestroyNotify) watcher_message_free);
+}
+
+static gpointer
+watcher_thread (gpointer user_data)
+{
+	BsWatcher *w = user_data;
+
+	while (!g_atomic_int_get (&w->stop)) {
+		struct blksnap_snapshot_event event;
+		gboolean timed_out = FALSE;
+		g_autoptr(GError) error = NULL;
+
+		if (!bs_control_snapshot_wait_event (w->control, &w->id, WATCH_TIMEOUT_MS, &event,
+		                                     &timed_out, &error)) {
+			if (!g_atomic_int_get (&w->stop)) {
+				if (g_error_matches (error, BS_ERROR, BS_ERROR_NOT_FOUND))
+					watcher_post (w, NULL, TRUE);
+				else
+					g_warning ("event watcher: %s", error->message);
+			}
+			break;
+		}
+		if (!timed_out)
+			watcher_post (w, &event, FALSE);
+	}
+	watcher_unref (w);
+	return NULL;
+}
+
+/**
+ * bs_snapshot_start_watcher:
+ *
+ * Starts the thread that waits for the module's events of this snapshot
+ * and hands them to the thread-default main context of the caller.
+ */
+void
+bs_snapshot_start_watcher (BsSnapshot *self)
+{
+	g_autofree gchar *name = NULL;
+	BsWatcher *w;
+	GThread *thread;
+
+	if (self->watcher != NULL)
+		return;
+	w = g_new0 (BsWatcher, 1);
+	g_atomic_ref_count_init (&w->ref);
+	g_weak_ref_init (&w->snapshot, self);
+	w->control = g_object_ref (self->control);
+	w->id = self->record->id;
+	w->context = g_main_context_ref_thread_default ();
+	self->watcher = w;
+	name = g_strdup_printf ("watch-%.8s", self->id_hex);
+	thread = g_thread_new (name, watcher_thread, watcher_ref (w));
+	g_thread_unref (thread);
+}
+
+static void
+snapshot_stop_watcher (BsSnapshot *self)
+{
+	if (self->watcher == NULL)
+		return;
+	/* the thread notices within WATCH_TIMEOUT_MS, or at once if the
+	 * kernel's snapshot is destroyed */
+	g_atomic_int_set (&self->watcher->stop, 1);
+	g_clear_pointer (&self->watcher, watcher_unref);
+}
+
+/* --------------------------------------------------------------- destroy */
+
+/**
+ * bs_snapshot_destroy:
+ *
+ * Destroys the kernel's snapshot (if it still exists), then removes the
+ * storage files: in that order, so the module never writes to blocks the
+ * filesystem may have handed to someone else.
+ */
+gboolean
+bs_snapshot_destroy (BsSnapshot *self, GError **error)
+{
+	g_autoptr(GError) error_local = NULL;
+
+	if (self->destroyed)
+		return TRUE;
+	if (!bs_control_snapshot_destroy (self->control, &self->record->id, &error_local) &&
+	    !g_error_matches (error_local, BS_ERROR, BS_ERROR_NOT_FOUND)) {
+		/* keep the files: the module may still be writing there */
+		g_propagate_error (error, g_steal_pointer (&error_local));
+		return FALSE;
+	}
+	snapshot_stop_watcher (self);
+	self->destroyed = TRUE;
+	for (guint i = 0; i < self->record->files->len; i++) {
+		const gchar *path = g_ptr_array_index (self->record->files, i);
+		g_autoptr(GError) error_rm = NULL;
+
+		if (!bs_storage_file_remove (path, &error_rm))
+			bs_snapshot_log (self, G_LOG_LEVEL_WARNING, "%s", error_rm->message);
+	}
+	g_ptr_array_set_size (self->record->files, 0);
+	bs_snapshot_log (self, G_LOG_LEVEL_MESSAGE, "destroyed");
+	return TRUE;
+}
+
+/* ------------------------------------------------------------ open image */
+
+/**
+ * bs_snapshot_open_image:
+ * @dev: a device of the snapshot
+ *
+ * Returns: a read-only fd of the image of @dev, or -1
+ */
+gint
+bs_snapshot_open_image (BsSnapshot *self, const BsDev *dev, GError **error)
+{
+	struct blksnap_image_info ii;
+	g_autofree gchar *name = bs_dev_to_string (dev);
+	g_autofree gchar *node = NULL;
+	struct stat st;
+	gint fd;
+
+	if (!bs_snapshot_has_device (self, dev)) {
+		g_set_error (error, BS_ERROR, BS_ERROR_NOT_FOUND, "%s is not in snapshot %s", name,
+		             self->id_string);
+		return -1;
+	}
+	bs_snapshot_refresh (self, NULL);
+	if (self->info.state == BLKSNAP_SNAPSHOT_CREATED) {
+		g_set_error (error, BS_ERROR, BS_ERROR_BUSY, "snapshot %s is not taken yet",
+		             self->id_string);
+		return -1;
+	}
+	if (self->info.state == BLKSNAP_SNAPSHOT_CORRUPTED) {
+		g_set_error (error, BS_ERROR, BS_ERROR_FAILED, "snapshot %s is corrupted",
+		             self->id_string);
+		return -1;
+	}
+	if (!bs_control_image_info (self->control, dev, &ii, error))
+		return -1;
+	ii.name[BLKSNAP_IMAGE_NAME_LEN - 1] = '\0';
+	if (ii.name[0] == '\0' || strchr (ii.name, '/') != NULL) {
+		g_set_error (error, BS_ERROR, BS_ERROR_FAILED, "no image of %s", name);
+		return -1;
+	}
+	node = g_strconcat ("/dev/", ii.name, NULL);
+	fd = open (node, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		gint errsv = errno;
+		g_set_error (error, BS_ERROR, BS_ERROR_FAILED, "open %s: %s", node,
+		             g_strerror (errsv));
+		return -1;
+	}
+	/* the node must be the image itself, not whatever sits at that path */
+	if (fstat (fd, &st) != 0 || !S_ISBLK (st.st_mode) ||
+	    major (st.st_rdev) != ii.image.major || minor (st.st_rdev) != ii.image.minor) {
+		close (fd);
+		g_set_error (error, BS_ERROR, BS_ERROR_FAILED,
+		             "%s is not the image device %u:%u", node, ii.image.major,
+		             ii.image.minor);
+		return -1;
+	}
+	return fd;
+}
+
+/* ------------------------------------------------------------- lifecycle */
+
+/**
+ * bs_snapshot_new:
+ * @record: (transfer full): the daemon's record of the snapshot
+ *
+ * Wraps a snapshot the kernel has; call bs_snapshot_refresh() next.
+ */
+BsSnapshot *
+bs_snapshot_new (BsControl *control, const gchar *storage_dir, BsStateRecord *record)
+{
+	BsSnapshot *self = g_object_new (BS_TYPE_SNAPSHOT, NULL);
+
+	self->control = g_object_ref (control);
+	self->storage_dir = g_strdup (storage_dir);
+	self->record = record;
+	self->id_string = bs_uuid_to_string (&record->id);
+	self->id_hex = bs_uuid_to_hex (&record->id);
+	self->file_seq = record->files->len;
+	return self;
+}
+
+static void
+bs_snapshot_finalize (GObject *object)
+{
+	BsSnapshot *self = BS_SNAPSHOT (object);
+
+	snapshot_stop_watcher (self);
+	g_object_unref (self->control);
+	g_free (self->storage_dir);
+	bs_state_record_free (self->record);
+	g_free (self->id_string);
+	g_free (self->id_hex);
+	g_array_unref (self->devices);
+	g_hash_table_unref (self->images);
+	G_OBJECT_CLASS (bs_snapshot_parent_class)->finalize (object);
+}
+
+static void
+bs_snapshot_init (BsSnapshot *self)
+{
+	self->devices = g_array_new (FALSE, FALSE, sizeof (BsDev));
+	self->images = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+	self->info.state = BLKSNAP_SNAPSHOT_CREATED;
+}
+
+static void
+bs_snapshot_class_init (BsSnapshotClass *klass)
+{
+	GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+	object_class->finalize = bs_snapshot_finalize;
+	signals[SIGNAL_CHANGED] =
+		g_signal_new ("changed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL,
+		              NULL, NULL, G_TYPE_NONE, 0);
+	signals[SIGNAL_LOW_SPACE] =
+		g_signal_new ("low-space", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL,
+		              NULL, NULL, G_TYPE_NONE, 2, G_TYPE_UINT64, G_TYPE_UINT64);
+	signals[SIGNAL_STORAGE_APPENDED] =
+		g_signal_new ("storage-appended", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
+		              NULL, NULL, NULL, G_TYPE_NONE, 2, G_TYPE_UINT64, G_TYPE_UINT64);
+	signals[SIGNAL_CORRUPTED] =
+		g_signal_new ("corrupted", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL,
+		              NULL, NULL, G_TYPE_NONE, 2, G_TYPE_STRING, G_TYPE_INT);
+	signals[SIGNAL_VANISHED] =
+		g_signal_new ("vanished", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL,
+		              NULL, NULL, G_TYPE_NONE, 0);
+}
