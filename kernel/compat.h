@@ -71,36 +71,28 @@ static inline void compat_bdev_thaw(struct block_device *bdev)
 #endif
 }
 
-/**
- * compat_queue_freeze() - Wait until a queue has no request in flight and
- *	hold new ones.
- * @q: The queue.
- *
- * Allocations in the caller's context avoid I/O until the queue is
- * unfrozen (it could be I/O to this very queue).
- *
- * Return: memory allocation flags for compat_queue_unfreeze().
+/*
+ * Freezing a queue holds new requests and lets the caller wait for those
+ * in flight. Starting the freeze of several queues before waiting for
+ * any overlaps their grace periods. The caller keeps its allocations
+ * from doing I/O meanwhile (memalloc_noio_save()).
  */
-static inline unsigned int compat_queue_freeze(struct request_queue *q)
+static inline void compat_queue_freeze_start(struct request_queue *q)
 {
-#ifdef BLKSNAP_HAVE_FREEZE_MEMFLAGS
-	return blk_mq_freeze_queue(q);
-#else
-	unsigned int memflags = memalloc_noio_save();
-
-	blk_mq_freeze_queue(q);
-	return memflags;
-#endif
+	blk_freeze_queue_start(q);
 }
 
-static inline void compat_queue_unfreeze(struct request_queue *q,
-					 unsigned int memflags)
+static inline void compat_queue_freeze_wait(struct request_queue *q)
+{
+	blk_mq_freeze_queue_wait(q);
+}
+
+static inline void compat_queue_unfreeze(struct request_queue *q)
 {
 #ifdef BLKSNAP_HAVE_FREEZE_MEMFLAGS
-	blk_mq_unfreeze_queue(q, memflags);
+	blk_mq_unfreeze_queue_nomemrestore(q);
 #else
 	blk_mq_unfreeze_queue(q);
-	memalloc_noio_restore(memflags);
 #endif
 }
 

@@ -49,45 +49,50 @@ static int ctrl_tracker_attach_detach(void __user *arg, bool attach)
 	return attach ? tracker_attach(dev) : tracker_detach(dev);
 }
 
-static int ctrl_tracker_list(void __user *arg)
+/*
+ * The list ioctls: userspace passes an array and its capacity and gets
+ * the number of items back, with ENOBUFS if the array was too small.
+ * Both list structures share one layout.
+ */
+static int ctrl_list(void __user *arg, size_t item_size,
+		     int (*fill)(void *items, unsigned int *count))
 {
 	struct blksnap_tracker_list list;
-	struct blksnap_bdev *out;
-	dev_t *devs;
-	unsigned int i;
+	void *items;
 	int ret;
 
+	BUILD_BUG_ON(sizeof(struct blksnap_tracker_list) !=
+		     sizeof(struct blksnap_snapshot_list));
 	if (copy_from_user(&list, arg, sizeof(list)))
 		return -EFAULT;
 	if (list.reserved || list.count > BLKSNAP_MAX_LIST)
 		return -EINVAL;
+	items = kcalloc(max(list.count, 1U), item_size, GFP_KERNEL);
+	if (!items)
+		return -ENOMEM;
 
-	devs = kcalloc(max(list.count, 1U), sizeof(*devs), GFP_KERNEL);
-	out = kcalloc(max(list.count, 1U), sizeof(*out), GFP_KERNEL);
-	ret = -ENOMEM;
-	if (!devs || !out)
-		goto out;
-
-	ret = tracker_list(devs, &list.count);
+	ret = fill(items, &list.count);
 	if (ret == -ENOBUFS) {
 		if (copy_to_user(arg, &list, sizeof(list)))
 			ret = -EFAULT;
-		goto out;
+	} else if (!ret &&
+		   (copy_to_user(u64_to_user_ptr(list.devices), items,
+				 list.count * item_size) ||
+		    copy_to_user(arg, &list, sizeof(list)))) {
+		ret = -EFAULT;
 	}
-	for (i = 0; i < list.count; i++) {
-		out[i].major = MAJOR(devs[i]);
-		out[i].minor = MINOR(devs[i]);
-	}
-	ret = -EFAULT;
-	if (copy_to_user(u64_to_user_ptr(list.devices), out,
-			 list.count * sizeof(*out)) ||
-	    copy_to_user(arg, &list, sizeof(list)))
-		goto out;
-	ret = 0;
-out:
-	kfree(out);
-	kfree(devs);
+	kfree(items);
 	return ret;
+}
+
+static int ctrl_fill_trackers(void *items, unsigned int *count)
+{
+	return tracker_list(items, count);
+}
+
+static int ctrl_fill_snapshots(void *items, unsigned int *count)
+{
+	return snapshot_list(items, count);
 }
 
 static int ctrl_cbt_info(void __user *arg)
@@ -230,44 +235,6 @@ static int ctrl_snapshot_append_storage(void __user *arg)
 	return ret;
 }
 
-static int ctrl_snapshot_list(void __user *arg)
-{
-	struct blksnap_snapshot_list list;
-	struct blksnap_uuid *out;
-	uuid_t *ids;
-	unsigned int i;
-	int ret;
-
-	if (copy_from_user(&list, arg, sizeof(list)))
-		return -EFAULT;
-	if (list.reserved || list.count > BLKSNAP_MAX_LIST)
-		return -EINVAL;
-	ids = kcalloc(max(list.count, 1U), sizeof(*ids), GFP_KERNEL);
-	out = kcalloc(max(list.count, 1U), sizeof(*out), GFP_KERNEL);
-	ret = -ENOMEM;
-	if (!ids || !out)
-		goto out;
-
-	ret = snapshot_list(ids, &list.count);
-	if (ret == -ENOBUFS) {
-		if (copy_to_user(arg, &list, sizeof(list)))
-			ret = -EFAULT;
-		goto out;
-	}
-	for (i = 0; i < list.count; i++)
-		export_uuid(out[i].b, &ids[i]);
-	ret = -EFAULT;
-	if (copy_to_user(u64_to_user_ptr(list.ids), out,
-			 list.count * sizeof(*out)) ||
-	    copy_to_user(arg, &list, sizeof(list)))
-		goto out;
-	ret = 0;
-out:
-	kfree(out);
-	kfree(ids);
-	return ret;
-}
-
 static int ctrl_snapshot_info(void __user *arg)
 {
 	struct blksnap_snapshot_info info;
@@ -358,7 +325,8 @@ static long ctrl_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 	case IOCTL_BLKSNAP_TRACKER_DETACH:
 		return ctrl_tracker_attach_detach(argp, false);
 	case IOCTL_BLKSNAP_TRACKER_LIST:
-		return ctrl_tracker_list(argp);
+		return ctrl_list(argp, sizeof(struct blksnap_bdev),
+				 ctrl_fill_trackers);
 	case IOCTL_BLKSNAP_CBT_INFO:
 		return ctrl_cbt_info(argp);
 	case IOCTL_BLKSNAP_CBT_MAP:
@@ -376,7 +344,8 @@ static long ctrl_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 	case IOCTL_BLKSNAP_SNAPSHOT_DESTROY:
 		return ctrl_snapshot_by_id(argp, snapshot_destroy);
 	case IOCTL_BLKSNAP_SNAPSHOT_LIST:
-		return ctrl_snapshot_list(argp);
+		return ctrl_list(argp, sizeof(struct blksnap_uuid),
+				 ctrl_fill_snapshots);
 	case IOCTL_BLKSNAP_SNAPSHOT_INFO:
 		return ctrl_snapshot_info(argp);
 	case IOCTL_BLKSNAP_IMAGE_INFO:

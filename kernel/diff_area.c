@@ -8,12 +8,18 @@
  * straight through. The image reads copied chunks from the storage and the
  * others from the original.
  *
- * A chunk goes through two states, kept as bits so the I/O path can test
- * them without locks:
- *  - COPIED: its old data is in storage; image reads go there.
+ * Copies are written behind: a write to the original waits only until the
+ * chunk's old data is read into memory; storing it runs in the background,
+ * at most DIFF_AREA_QUEUE_BYTES per device, and until it is stored the
+ * image reads the chunk from memory. Snapshots do not outlive a crash,
+ * so memory keeps the old data as safely as storage does.
+ *
+ * A chunk's state is a set of bits the I/O path tests without locks:
+ *  - BUFFERED: its old data is in memory (chunk->buf).
  *  - STABLE: additionally, no image read of the original is in flight for
  *    it any more; writes to the original may pass.
- * Between the two, copy-on-write waits for the stripe's in-flight image
+ *  - COPIED: its old data is in storage; image reads go there.
+ * Before STABLE, copy-on-write waits for the stripe's in-flight image
  * reads of the original (see &struct diff_area_stripe).
  */
 #define pr_fmt(fmt) KBUILD_MODNAME "-cow: " fmt
@@ -29,19 +35,27 @@
 #include "snapshot.h"
 
 enum chunk_bits {
-	CHUNK_COPIED,
+	CHUNK_BUFFERED,
 	CHUNK_STABLE,
+	CHUNK_COPIED,
 };
+
+/* Memory for copies in flight, per device. */
+#define DIFF_AREA_QUEUE_BYTES (16U << 20)
 
 /**
  * struct chunk - A chunk whose old data is (being) kept.
  * @flags: &enum chunk_bits.
  * @lock: Serializes copying the chunk.
- * @loc: Where the copy is; valid once CHUNK_COPIED is set.
+ * @buf_lock: Protects @buf.
+ * @buf: The old data while it is being stored, else NULL.
+ * @loc: Where the copy goes; valid once CHUNK_BUFFERED is set.
  */
 struct chunk {
 	unsigned long flags;
 	struct mutex lock;
+	spinlock_t buf_lock;
+	struct chunk_buffer *buf;
 	struct diff_storage_loc loc;
 };
 
@@ -58,6 +72,11 @@ struct blksnap_bio {
 
 static struct bio_set blksnap_bio_set;
 static struct workqueue_struct *blksnap_wq;
+/*
+ * Stores get their own queue: copy-on-write work waits for free store
+ * slots, which must not depend on a free worker of its own queue.
+ */
+static struct workqueue_struct *store_wq;
 static struct kmem_cache *chunk_cache;
 static mempool_t *work_pool;
 
@@ -85,12 +104,22 @@ struct defer_work {
 	void (*fn)(struct bio *bio);
 };
 
-#define WORK_SIZE max3(sizeof(struct cow_work), sizeof(struct image_io), \
-		       sizeof(struct defer_work))
+#define WORK_SIZE max(max3(sizeof(struct cow_work), sizeof(struct image_io), \
+			   sizeof(struct defer_work)), sizeof(struct store_work))
 
+/* A chunk-sized page array; image reads may hold extra references. */
 struct chunk_buffer {
+	refcount_t users;
 	unsigned int nr_pages;
 	struct page *pages[];
+};
+
+/* Storing a buffered chunk. */
+struct store_work {
+	struct work_struct work;
+	struct diff_area *area;
+	struct chunk *chunk;
+	sector_t sectors;
 };
 
 bool diff_area_owns_bio(const struct bio *bio)
@@ -179,6 +208,9 @@ struct diff_area *diff_area_new(struct block_device *bdev, dev_t dev,
 		atomic_set(&area->stripes[i].readers, 0);
 		init_waitqueue_head(&area->stripes[i].wait);
 	}
+	sema_init(&area->store_slots,
+		  max(4U, DIFF_AREA_QUEUE_BYTES / diff_area_chunk_bytes(area)));
+	init_waitqueue_head(&area->stored);
 	area->buffers = mempool_create(4, buffer_alloc, buffer_free, area);
 	if (!area->buffers) {
 		kvfree(area);
@@ -218,6 +250,7 @@ static struct chunk *chunk_get_or_create(struct diff_area *area,
 	if (!chunk)
 		return ERR_PTR(-ENOMEM);
 	mutex_init(&chunk->lock);
+	spin_lock_init(&chunk->buf_lock);
 	old = xa_cmpxchg(&area->chunks, idx, NULL, chunk, GFP_NOIO);
 	if (old) {
 		kmem_cache_free(chunk_cache, chunk);
@@ -251,14 +284,53 @@ static int chunk_io(struct chunk_buffer *buf, struct block_device *bdev,
 	return ret;
 }
 
-/* Copy a chunk's old data into storage; called with chunk->lock held. */
+static void buffer_put(struct diff_area *area, struct chunk_buffer *buf)
+{
+	if (refcount_dec_and_test(&buf->users))
+		mempool_free(buf, area->buffers);
+}
+
+static sector_t chunk_sectors(struct diff_area *area, unsigned long idx)
+{
+	sector_t start = (sector_t)idx << area->chunk_shift;
+
+	return min_t(sector_t, 1ULL << area->chunk_shift,
+		     area->capacity - start);
+}
+
+/* Write a buffered chunk to its place in storage, then let go of it. */
+static void store_work_fn(struct work_struct *work)
+{
+	struct store_work *sw = container_of(work, struct store_work, work);
+	struct diff_area *area = sw->area;
+	struct chunk *chunk = sw->chunk;
+	struct chunk_buffer *buf = chunk->buf;
+
+	if (chunk_io(buf, chunk->loc.bdev, chunk->loc.sector, sw->sectors,
+		     REQ_OP_WRITE))
+		snapshot_set_corrupted(area->snapshot, area->dev, -EIO);
+	/* Readers that see COPIED find the data in storage. */
+	smp_mb__before_atomic();
+	set_bit(CHUNK_COPIED, &chunk->flags);
+	spin_lock(&chunk->buf_lock);
+	chunk->buf = NULL;
+	spin_unlock(&chunk->buf_lock);
+	buffer_put(area, buf);
+	mempool_free(sw, work_pool);
+	up(&area->store_slots);
+	wake_up_all(&area->stored);
+}
+
+/*
+ * Read a chunk's old data into memory and start storing it; called with
+ * chunk->lock held. Waits for room in the queue of copies in flight.
+ */
 static int chunk_copy(struct diff_area *area, struct chunk *chunk,
 		      unsigned long idx)
 {
-	sector_t start = (sector_t)idx << area->chunk_shift;
-	sector_t sectors = min_t(sector_t, 1ULL << area->chunk_shift,
-				 area->capacity - start);
+	sector_t sectors = chunk_sectors(area, idx);
 	struct chunk_buffer *buf;
+	struct store_work *sw;
 	struct diff_storage_loc loc;
 	int ret;
 
@@ -267,19 +339,30 @@ static int chunk_copy(struct diff_area *area, struct chunk *chunk,
 				 &loc);
 	if (ret)
 		return ret;
+	down(&area->store_slots);
+	sw = mempool_alloc(work_pool, GFP_NOIO);
 	buf = mempool_alloc(area->buffers, GFP_NOIO);
-	ret = chunk_io(buf, area->bdev, start, sectors, REQ_OP_READ);
-	if (!ret)
-		ret = chunk_io(buf, loc.bdev, loc.sector, sectors,
-			       REQ_OP_WRITE | REQ_SYNC);
-	mempool_free(buf, area->buffers);
-	if (ret)
+	refcount_set(&buf->users, 1);
+	if (chunk_io(buf, area->bdev, (sector_t)idx << area->chunk_shift,
+		     sectors, REQ_OP_READ)) {
+		mempool_free(buf, area->buffers);
+		mempool_free(sw, work_pool);
+		up(&area->store_slots);
 		return -EIO;
-
+	}
 	chunk->loc = loc;
-	/* The location must be visible before the bit that publishes it. */
+	spin_lock(&chunk->buf_lock);
+	chunk->buf = buf;
+	spin_unlock(&chunk->buf_lock);
+	/* The buffer and location are visible before the bit is. */
 	smp_mb__before_atomic();
-	set_bit(CHUNK_COPIED, &chunk->flags);
+	set_bit(CHUNK_BUFFERED, &chunk->flags);
+
+	INIT_WORK(&sw->work, store_work_fn);
+	sw->area = area;
+	sw->chunk = chunk;
+	sw->sectors = sectors;
+	queue_work(store_wq, &sw->work);
 	return 0;
 }
 
@@ -288,7 +371,8 @@ static int chunk_copy(struct diff_area *area, struct chunk *chunk,
  * @area: The device's area.
  * @idx: Chunk index.
  *
- * On return 0 the original chunk may be overwritten.
+ * On return 0 the original chunk may be overwritten; its old data is in
+ * memory or storage.
  *
  * Return: 0, -ENOSPC if storage is full, -EIO, -ENOMEM.
  */
@@ -307,14 +391,12 @@ static int diff_area_preserve(struct diff_area *area, unsigned long idx)
 	mutex_lock(&chunk->lock);
 	if (test_bit(CHUNK_STABLE, &chunk->flags))
 		goto out;
-	if (!test_bit(CHUNK_COPIED, &chunk->flags)) {
-		ret = chunk_copy(area, chunk, idx);
-		if (ret)
-			goto out;
-	}
+	ret = chunk_copy(area, chunk, idx);
+	if (ret)
+		goto out;
 	/*
-	 * Pairs with the barrier in image_read_target(): a reader either
-	 * saw COPIED, or is counted in @readers and waited for here.
+	 * Pairs with the barrier in image_read_part(): a reader either
+	 * saw BUFFERED, or is counted in @readers and waited for here.
 	 */
 	smp_mb__after_atomic();
 	wait_event(stripe->wait, !atomic_read(&stripe->readers));
@@ -322,6 +404,19 @@ static int diff_area_preserve(struct diff_area *area, unsigned long idx)
 out:
 	mutex_unlock(&chunk->lock);
 	return ret;
+}
+
+/* Like diff_area_preserve(), and the copy is in storage on return. */
+static int diff_area_preserve_stored(struct diff_area *area,
+				     unsigned long idx, struct chunk **chunk)
+{
+	int ret = diff_area_preserve(area, idx);
+
+	if (ret)
+		return ret;
+	*chunk = xa_load(&area->chunks, idx);
+	wait_event(area->stored, test_bit(CHUNK_COPIED, &(*chunk)->flags));
+	return 0;
 }
 
 static void diff_area_preserve_range(struct diff_area *area, sector_t sector,
@@ -436,6 +531,12 @@ void diff_area_defer_bio(struct bio *bio, void (*fn)(struct bio *bio))
 
 /* ---- image I/O ---- */
 
+static void stripe_read_done(struct diff_area_stripe *stripe)
+{
+	if (atomic_dec_and_test(&stripe->readers))
+		wake_up(&stripe->wait);
+}
+
 static void image_io_put(struct image_io *io)
 {
 	if (!atomic_dec_and_test(&io->pending))
@@ -452,39 +553,10 @@ static void image_sub_endio(struct bio *bio)
 
 	if (bio->bi_status)
 		io->status = bio->bi_status;
-	if (bb->stripe && atomic_dec_and_test(&bb->stripe->readers))
-		wake_up(&bb->stripe->wait);
+	if (bb->stripe)
+		stripe_read_done(bb->stripe);
 	bio_put(bio);
 	image_io_put(io);
-}
-
-/*
- * Where does the image read a chunk from? If from the original, the read
- * is counted on the chunk's stripe (*@stripe set) until it completes.
- */
-static struct diff_storage_loc image_read_target(struct diff_area *area,
-						 unsigned long idx,
-						 struct diff_area_stripe **stripe)
-{
-	struct diff_area_stripe *s = chunk_stripe(area, idx);
-	struct diff_storage_loc loc = {
-		.bdev = area->bdev,
-		.sector = (sector_t)idx << area->chunk_shift,
-	};
-	struct chunk *chunk;
-
-	atomic_inc(&s->readers);
-	/* Pairs with the barrier in diff_area_preserve(). */
-	smp_mb__after_atomic();
-	chunk = xa_load(&area->chunks, idx);
-	if (chunk && test_bit(CHUNK_COPIED, &chunk->flags)) {
-		if (atomic_dec_and_test(&s->readers))
-			wake_up(&s->wait);
-		*stripe = NULL;
-		return chunk->loc;
-	}
-	*stripe = s;
-	return loc;
 }
 
 /* Send the part of an image bio that lies in one chunk. */
@@ -518,19 +590,97 @@ static sector_t image_part_len(struct image_io *io, sector_t done)
 	return min_t(sector_t, chunk_end - sector, bio_sectors(io->bio) - done);
 }
 
+/* Copy a part of a chunk held in memory into the image bio. */
+static void image_copy_from_buffer(struct image_io *io, sector_t done,
+				   sector_t count, struct chunk_buffer *buf)
+{
+	sector_t sector = io->bio->bi_iter.bi_sector + done;
+	size_t pos = (sector & ((1ULL << io->area->chunk_shift) - 1)) <<
+		     SECTOR_SHIFT;
+	struct bvec_iter iter = io->bio->bi_iter;
+	struct bio_vec bv;
+
+	bio_advance_iter(io->bio, &iter, done << SECTOR_SHIFT);
+	iter.bi_size = count << SECTOR_SHIFT;
+	while (iter.bi_size) {
+		unsigned int copied = 0;
+
+		bv = bio_iter_iovec(io->bio, iter);
+		while (copied < bv.bv_len) {
+			size_t off = (pos + copied) & ~PAGE_MASK;
+			size_t n = min_t(size_t, bv.bv_len - copied,
+					 PAGE_SIZE - off);
+			struct page *src = buf->pages[(pos + copied) >> PAGE_SHIFT];
+
+			memcpy_to_page(bv.bv_page, bv.bv_offset + copied,
+				       page_address(src) + off, n);
+			copied += n;
+		}
+		pos += bv.bv_len;
+		bio_advance_iter_single(io->bio, &iter, bv.bv_len);
+	}
+}
+
+/* The chunk's buffer with a reference for the caller, if it has one. */
+static struct chunk_buffer *chunk_get_buffer(struct chunk *chunk)
+{
+	struct chunk_buffer *buf;
+
+	spin_lock(&chunk->buf_lock);
+	buf = chunk->buf;
+	if (buf)
+		refcount_inc(&buf->users);
+	spin_unlock(&chunk->buf_lock);
+	return buf;
+}
+
+/*
+ * Read the part of an image bio in one chunk: from storage, from memory,
+ * or from the original. A read of the original stays counted on the
+ * chunk's stripe until it completes, so copy-on-write waits for it.
+ */
+static void image_read_part(struct image_io *io, sector_t done, sector_t len)
+{
+	struct diff_area *area = io->area;
+	unsigned long idx = (io->bio->bi_iter.bi_sector + done) >>
+			    area->chunk_shift;
+	struct diff_area_stripe *stripe = chunk_stripe(area, idx);
+	struct diff_storage_loc loc = {
+		.bdev = area->bdev,
+		.sector = (sector_t)idx << area->chunk_shift,
+	};
+	struct chunk_buffer *buf;
+	struct chunk *chunk;
+
+	atomic_inc(&stripe->readers);
+	/* Pairs with the barrier in diff_area_preserve(). */
+	smp_mb__after_atomic();
+	chunk = xa_load(&area->chunks, idx);
+	if (!chunk || !test_bit(CHUNK_BUFFERED, &chunk->flags)) {
+		image_submit_part(io, done, len, loc, stripe);
+		return;
+	}
+	stripe_read_done(stripe);
+	if (!test_bit(CHUNK_COPIED, &chunk->flags)) {
+		buf = chunk_get_buffer(chunk);
+		if (buf) {
+			image_copy_from_buffer(io, done, len, buf);
+			buffer_put(area, buf);
+			return;
+		}
+	}
+	/* Stored (the buffer goes only after COPIED is set). */
+	image_submit_part(io, done, len, chunk->loc, NULL);
+}
+
 static void image_read(struct image_io *io)
 {
 	sector_t done = 0, total = bio_sectors(io->bio);
 
 	while (done < total) {
 		sector_t len = image_part_len(io, done);
-		unsigned long idx = (io->bio->bi_iter.bi_sector + done) >>
-				    io->area->chunk_shift;
-		struct diff_area_stripe *stripe;
-		struct diff_storage_loc loc;
 
-		loc = image_read_target(io->area, idx, &stripe);
-		image_submit_part(io, done, len, loc, stripe);
+		image_read_part(io, done, len);
 		done += len;
 	}
 }
@@ -549,13 +699,12 @@ static void image_write_work(struct work_struct *work)
 				    area->chunk_shift;
 		struct chunk *chunk;
 
-		ret = diff_area_preserve(area, idx);
+		ret = diff_area_preserve_stored(area, idx, &chunk);
 		if (ret) {
 			snapshot_set_corrupted(area->snapshot, area->dev, ret);
 			io->status = BLK_STS_IOERR;
 			break;
 		}
-		chunk = xa_load(&area->chunks, idx);
 		image_submit_part(io, done, len, chunk->loc, NULL);
 		done += len;
 	}
@@ -602,6 +751,7 @@ void diff_area_submit_image_bio(struct diff_area *area, struct bio *bio)
 void diff_area_drain(void)
 {
 	flush_workqueue(blksnap_wq);
+	flush_workqueue(store_wq);
 }
 
 int diff_area_module_init(void)
@@ -623,8 +773,14 @@ int diff_area_module_init(void)
 	blksnap_wq = alloc_workqueue("blksnap", WQ_UNBOUND | WQ_MEM_RECLAIM, 0);
 	if (!blksnap_wq)
 		goto fail_pool;
+	store_wq = alloc_workqueue("blksnap-store", WQ_UNBOUND | WQ_MEM_RECLAIM,
+				   0);
+	if (!store_wq)
+		goto fail_wq;
 	return 0;
 
+fail_wq:
+	destroy_workqueue(blksnap_wq);
 fail_pool:
 	mempool_destroy(work_pool);
 fail_cache:
@@ -637,6 +793,7 @@ fail_bioset:
 void diff_area_module_exit(void)
 {
 	destroy_workqueue(blksnap_wq);
+	destroy_workqueue(store_wq);
 	mempool_destroy(work_pool);
 	kmem_cache_destroy(chunk_cache);
 	bioset_exit(&blksnap_bio_set);

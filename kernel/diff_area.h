@@ -4,6 +4,7 @@
 
 #include <linux/blk_types.h>
 #include <linux/mempool.h>
+#include <linux/semaphore.h>
 #include <linux/wait.h>
 #include <linux/xarray.h>
 
@@ -37,6 +38,8 @@ struct diff_area_stripe {
  *	pressure.
  * @storage: The snapshot's difference storage.
  * @snapshot: The snapshot, told when the area breaks.
+ * @store_slots: Bounds the copies held in memory while they are stored.
+ * @stored: Where image writes wait for a copy to reach storage.
  * @stripes: See &struct diff_area_stripe.
  */
 struct diff_area {
@@ -48,6 +51,8 @@ struct diff_area {
 	mempool_t *buffers;
 	struct diff_storage *storage;
 	struct snapshot *snapshot;
+	struct semaphore store_slots;
+	wait_queue_head_t stored;
 	struct diff_area_stripe stripes[DIFF_AREA_STRIPES];
 };
 

@@ -32,4 +32,4 @@ has BLKSNAP_HAVE_BDEV_FREEZE include/linux/blkdev.h \
 has BLKSNAP_HAVE_BLK_ALLOC_DISK_LIMITS include/linux/blkdev.h \
 	'define blk_alloc_disk\(lim'
 has BLKSNAP_HAVE_FREEZE_MEMFLAGS include/linux/blk-mq.h \
-	'blk_mq_unfreeze_queue\(struct request_queue \*q, unsigned int memflags'
+	'blk_mq_unfreeze_queue_nomemrestore\('

@@ -42,20 +42,6 @@ static noinline void blksnap_submit_bio_noacct(struct bio *bio)
 	srcu_read_unlock(&hook_srcu, idx);
 }
 
-static void notrace submit_bio_callback(unsigned long ip,
-					unsigned long parent_ip,
-					struct ftrace_ops *ops,
-					struct ftrace_regs *fregs)
-{
-	struct pt_regs *regs = ftrace_get_regs(fregs);
-
-	if (!regs || within_module(parent_ip, THIS_MODULE))
-		return;
-	if (tracker_intercept_bio((struct bio *)regs_get_kernel_argument(regs, 0)))
-		instruction_pointer_set(regs,
-					(unsigned long)blksnap_submit_bio_noacct);
-}
-
 /* Runs instead of del_gendisk(); noinline for the same reason. */
 static noinline void blksnap_del_gendisk(struct gendisk *disk)
 {
@@ -66,41 +52,59 @@ static noinline void blksnap_del_gendisk(struct gendisk *disk)
 	srcu_read_unlock(&hook_srcu, idx);
 }
 
-static void notrace del_gendisk_callback(unsigned long ip,
-					 unsigned long parent_ip,
-					 struct ftrace_ops *ops,
-					 struct ftrace_regs *fregs)
+static bool divert_always(void *arg)
 {
-	struct pt_regs *regs = ftrace_get_regs(fregs);
-
-	if (!regs || within_module(parent_ip, THIS_MODULE))
-		return;
-	instruction_pointer_set(regs, (unsigned long)blksnap_del_gendisk);
+	return true;
 }
 
+static bool divert_bio(void *bio)
+{
+	return tracker_intercept_bio(bio);
+}
+
+/**
+ * struct hook - An ftrace hook that may divert a function.
+ * @symbol: The hooked function.
+ * @divert: Given the function's first argument, should the call go to
+ *	@target instead? Called in the caller's context; must not sleep.
+ * @target: blksnap's replacement, with the same signature.
+ * @ops: The ftrace registration.
+ * @registered: @ops is registered.
+ */
 struct hook {
 	const char *symbol;
+	bool (*divert)(void *arg);
+	void *target;
 	struct ftrace_ops ops;
 	bool registered;
 };
 
+static void notrace hook_callback(unsigned long ip, unsigned long parent_ip,
+				  struct ftrace_ops *ops,
+				  struct ftrace_regs *fregs)
+{
+	struct hook *hook = container_of(ops, struct hook, ops);
+	struct pt_regs *regs = ftrace_get_regs(fregs);
+
+	if (!regs || within_module(parent_ip, THIS_MODULE))
+		return;
+	if (hook->divert((void *)regs_get_kernel_argument(regs, 0)))
+		instruction_pointer_set(regs, (unsigned long)hook->target);
+}
+
+#define HOOK(_symbol, _divert, _target) {				\
+	.symbol = _symbol,						\
+	.divert = _divert,						\
+	.target = _target,						\
+	.ops = {							\
+		.func = hook_callback,					\
+		.flags = FTRACE_OPS_FL_SAVE_REGS | FTRACE_OPS_FL_IPMODIFY, \
+	},								\
+}
+
 static struct hook hooks[] = {
-	{
-		.symbol = "submit_bio_noacct",
-		.ops = {
-			.func = submit_bio_callback,
-			.flags = FTRACE_OPS_FL_SAVE_REGS |
-				 FTRACE_OPS_FL_IPMODIFY,
-		},
-	},
-	{
-		.symbol = "del_gendisk",
-		.ops = {
-			.func = del_gendisk_callback,
-			.flags = FTRACE_OPS_FL_SAVE_REGS |
-				 FTRACE_OPS_FL_IPMODIFY,
-		},
-	},
+	HOOK("submit_bio_noacct", divert_bio, blksnap_submit_bio_noacct),
+	HOOK("del_gendisk", divert_always, blksnap_del_gendisk),
 };
 
 static int hook_install(struct hook *hook)

@@ -5,6 +5,7 @@
  */
 #define pr_fmt(fmt) KBUILD_MODNAME "-snapshot: " fmt
 #include <linux/blkdev.h>
+#include <linux/sched/mm.h>
 #include <linux/slab.h>
 #include "compat.h"
 #include "diff_area.h"
@@ -204,18 +205,22 @@ static struct request_queue *device_queue(struct snapshot_device *device)
 static void snapshot_switch(struct snapshot *snapshot)
 {
 	struct snapshot_device *devices = snapshot->devices;
-	unsigned int i;
+	unsigned int noio, i;
 
+	/* An allocation must not write to a frozen queue. */
+	noio = memalloc_noio_save();
 	for (i = 0; i < snapshot->count; i++)
 		tracker_take_hold(devices[i].tracker);
 	tracker_wait_submitters();
 	for (i = 0; i < snapshot->count; i++)
-		devices[i].memflags = compat_queue_freeze(device_queue(&devices[i]));
+		compat_queue_freeze_start(device_queue(&devices[i]));
+	for (i = 0; i < snapshot->count; i++)
+		compat_queue_freeze_wait(device_queue(&devices[i]));
 	for (i = 0; i < snapshot->count; i++)
 		tracker_take_switch(devices[i].tracker, devices[i].area);
 	while (i--)
-		compat_queue_unfreeze(device_queue(&devices[i]),
-				      devices[i].memflags);
+		compat_queue_unfreeze(device_queue(&devices[i]));
+	memalloc_noio_restore(noio);
 }
 
 static void snapshot_take_undo(struct snapshot *snapshot)
@@ -371,7 +376,7 @@ void snapshot_destroy_all(void)
  *
  * Return: 0, -ENOBUFS if @ids is too small.
  */
-int snapshot_list(uuid_t *ids, unsigned int *count)
+int snapshot_list(struct blksnap_uuid *ids, unsigned int *count)
 {
 	struct snapshot *snapshot;
 	unsigned int n = 0;
@@ -379,7 +384,7 @@ int snapshot_list(uuid_t *ids, unsigned int *count)
 	mutex_lock(&snapshots_lock);
 	list_for_each_entry(snapshot, &snapshots, link) {
 		if (n < *count)
-			uuid_copy(&ids[n], &snapshot->id);
+			export_uuid(ids[n].b, &snapshot->id);
 		n++;
 	}
 	mutex_unlock(&snapshots_lock);

@@ -18,12 +18,10 @@ struct tracker;
  * struct snapshot_device - One device of a snapshot.
  * @tracker: Its tracker (a reference).
  * @area: Copy-on-write state, from the take on.
- * @memflags: Saved while its queue is frozen during the take.
  */
 struct snapshot_device {
 	struct tracker *tracker;
 	struct diff_area *area;
-	unsigned int memflags;
 };
 
 /**
@@ -59,7 +57,7 @@ int snapshot_add_device(const uuid_t *id, dev_t dev);
 int snapshot_append_storage(const uuid_t *id, dev_t dev,
 			    struct blksnap_sectors *ranges, unsigned int count);
 int snapshot_take(const uuid_t *id);
-int snapshot_list(uuid_t *ids, unsigned int *count);
+int snapshot_list(struct blksnap_uuid *ids, unsigned int *count);
 int snapshot_info(const uuid_t *id, struct blksnap_snapshot_info *info,
 		  dev_t *devs, unsigned int *count);
 int snapshot_wait_event(const uuid_t *id, unsigned long timeout_ms,

@@ -279,7 +279,7 @@ int tracker_detach(dev_t dev)
  *
  * Return: 0, or -ENOBUFS if @devs is too small.
  */
-int tracker_list(dev_t *devs, unsigned int *count)
+int tracker_list(struct blksnap_bdev *devs, unsigned int *count)
 {
 	struct tracker *tracker;
 	unsigned int n = 0;
@@ -291,8 +291,10 @@ int tracker_list(dev_t *devs, unsigned int *count)
 			tracker_remove(tracker, "device gone");
 			continue;
 		}
-		if (n < *count)
-			devs[n] = tracker->dev;
+		if (n < *count) {
+			devs[n].major = MAJOR(tracker->dev);
+			devs[n].minor = MINOR(tracker->dev);
+		}
 		n++;
 	}
 	mutex_unlock(&tracker_mutex);
@@ -775,7 +777,8 @@ void tracker_take_hold(struct tracker *tracker)
  */
 void tracker_wait_submitters(void)
 {
-	synchronize_srcu(&submit_srcu);
+	/* A take waits for this with writes held: be quick. */
+	synchronize_srcu_expedited(&submit_srcu);
 }
 
 /**

@@ -16,7 +16,7 @@ struct tracker;
 /* Trackers and their CBT (ioctl side). */
 int tracker_attach(dev_t dev);
 int tracker_detach(dev_t dev);
-int tracker_list(dev_t *devs, unsigned int *count);
+int tracker_list(struct blksnap_bdev *devs, unsigned int *count);
 int tracker_cbt_info(dev_t dev, struct blksnap_cbt_info *info);
 u8 *tracker_cbt_copy(dev_t dev, u32 offset, u32 length, bool frozen);
 int tracker_cbt_mark_dirty(dev_t dev, const struct blksnap_sectors *ranges,

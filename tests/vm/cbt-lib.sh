@@ -60,3 +60,21 @@ need_loop() {
 	need_cmd losetup
 	modprobe loop || fail "modprobe loop"
 }
+
+# scsi_debug_disk SIZE_MB: load scsi_debug with one disk of SIZE_MB and
+# print its node (/dev/sdX). The SCSI scan is asynchronous and slow under
+# emulation, so wait up to a minute. The caller unloads scsi_debug.
+scsi_debug_disk() {
+	local sd= i
+	modprobe sd_mod || fail "modprobe sd_mod" # no udev to load it on demand
+	modprobe scsi_debug dev_size_mb="$1" || fail "modprobe scsi_debug"
+	for ((i = 0; i < 300; i++)); do
+		sd=$(grep -l scsi_debug /sys/block/sd*/device/model 2>/dev/null |
+			head -1 | cut -d/ -f4)
+		[ -n "$sd" ] && [ -b "/dev/$sd" ] && break
+		sleep 0.2
+	done
+	[ -n "$sd" ] && [ -b "/dev/$sd" ] ||
+		fail "scsi_debug disk did not appear: $(dmesg | tail -5)"
+	echo "/dev/$sd"
+}

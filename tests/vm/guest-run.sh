@@ -25,7 +25,7 @@
 set -uo pipefail
 
 VM_DIR=$(cd "$(dirname "$0")" && pwd)
-TESTS_DIR=$VM_DIR/tests
+TESTS_DIR=${BLKSNAP_VM_TESTS_DIR:-$VM_DIR/tests}
 # shellcheck source=lib.sh
 . "$VM_DIR/lib.sh"
 

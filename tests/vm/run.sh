@@ -30,6 +30,9 @@
 #   BLKSNAP_VM_QUIET=1       do not stream the consoles to stderr
 #   BLKSNAP_VM_APPEND        extra guest kernel command line
 #   BLKSNAP_KERNEL_DIR       module sources with build.sh (SRC/kernel)
+#   BLKSNAP_VM_TESTS_DIR     where the test scripts are (tests/vm/tests);
+#                            bench/run.sh points it at bench/guest
+#   BLKSNAP_VM_RESULTS_NAME  results folder under BUILD (vm-results)
 set -uo pipefail
 
 # shellcheck source=host-lib.sh
@@ -66,6 +69,9 @@ VM_DISK_BYTES=$(size_bytes "$disk_size")
 VM_DISKS="/dev/vdb /dev/vdc"
 BLKSNAP_VM_TEST_TIMEOUT=${BLKSNAP_VM_TEST_TIMEOUT:-300}
 
+export BLKSNAP_VM_TESTS_DIR=${BLKSNAP_VM_TESTS_DIR:-$VM_DIR/tests}
+# Benchmark knobs travel to the guest too (empty: the script's default).
+BENCH_SECONDS=${BENCH_SECONDS:-} BENCH_ROUNDS=${BENCH_ROUNDS:-} BENCH_TAKES=${BENCH_TAKES:-}
 mapfile -t names < <("$VM_DIR/guest-run.sh" --list --filter "$filter")
 [ ${#names[@]} -gt 0 ] || die "no test in $VM_DIR/tests matches '$filter'"
 
@@ -121,7 +127,7 @@ console_tail() {
 }
 
 run_release() {
-	local rel=$1 results=$build/vm-results/$1 t0 t1 t_boot t_end rc
+	local rel=$1 results=$build/${BLKSNAP_VM_RESULTS_NAME:-vm-results}/$1 t0 t1 t_boot t_end rc
 	local p_s b_s boot_s test_s
 	rm -rf "$results"
 	mkdir -p "$results"
@@ -154,7 +160,8 @@ run_release() {
 	BLKSNAP_SRC=$SRC_DIR BLKSNAP_BUILD=$build \
 		write_vm_env "$results/vm.env" RELEASE KVER MODDIR BLKSNAP_SRC \
 		BLKSNAP_BUILD BLKSNAP_KO VM_DISKS VM_DISK_BYTES \
-		BLKSNAP_VM_TEST_TIMEOUT VM_TESTS VM_RESULTS_HOST
+		BLKSNAP_VM_TEST_TIMEOUT VM_TESTS VM_RESULTS_HOST \
+		BLKSNAP_VM_TESTS_DIR BENCH_SECONDS BENCH_ROUNDS BENCH_TAKES
 
 	qemu_cmd test "$results" "$scratch"
 	printf '%q ' "${QEMU[@]}" >"$results/qemu.cmd"

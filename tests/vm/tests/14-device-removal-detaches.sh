@@ -33,19 +33,13 @@ run bsio detach "$loopdev"
 losetup -d "$loopdev"
 
 # --- SCSI disk deleted while a writer runs
-modprobe sd_mod || fail "modprobe sd_mod"  # no udev to load it on demand
-modprobe scsi_debug dev_size_mb=64 || fail "modprobe scsi_debug"
 on_exit "rmmod scsi_debug 2>/dev/null || true"
-sd=
-for _ in $(seq 50); do
-	sd=$(grep -l scsi_debug /sys/block/sd*/device/model 2>/dev/null | head -1 | cut -d/ -f4)
-	[ -n "$sd" ] && [ -b "/dev/$sd" ] && break
-	sleep 0.2
-done
-[ -n "$sd" ] && [ -b "/dev/$sd" ] || fail "scsi_debug disk did not appear"
+sd=$(scsi_debug_disk 64) || exit 1
+sd=${sd#/dev/}
 sdnum=$(dev_number "/dev/$sd")
 run bsio attach "/dev/$sd"
-(while dd if=/dev/zero of="/dev/$sd" bs=64k count=16 oflag=direct status=none 2>/dev/null; do :; done) &
+# nocreat: once the node is gone, dd must fail, not create a file.
+(while dd if=/dev/zero of="/dev/$sd" bs=64k count=16 oflag=direct conv=nocreat,notrunc status=none 2>/dev/null; do :; done) &
 writer=$!
 sleep 1
 echo 1 >"/sys/block/$sd/device/delete"

@@ -56,16 +56,9 @@ fio_done destroy
 tracked "$dev" || fail "destroy detached the tracker"
 
 log "--- the original deleted while snapshotted"
-modprobe sd_mod || fail "modprobe sd_mod"
-modprobe scsi_debug dev_size_mb=256 || fail "modprobe scsi_debug"
 on_exit "rmmod scsi_debug 2>/dev/null || true"
-sd=
-for _ in $(seq 50); do
-	sd=$(grep -l scsi_debug /sys/block/sd*/device/model 2>/dev/null | head -1 | cut -d/ -f4)
-	[ -n "$sd" ] && [ -b "/dev/$sd" ] && break
-	sleep 0.2
-done
-[ -n "$sd" ] && [ -b "/dev/$sd" ] || fail "scsi_debug disk did not appear"
+sd=$(scsi_debug_disk 256) || exit 1
+sd=${sd#/dev/}
 sdnum=$(dev_number "/dev/$sd")
 track "/dev/$sd"
 snap_create "/dev/$sd"
@@ -73,8 +66,9 @@ snap_storage "$SNAP_ID" "$store" 0 $((512 * MIB))
 snap_take "$SNAP_ID"
 img=$(image_of "/dev/$sd")
 watch_events "$SNAP_ID" "$TEST_TMP/events"
+# nocreat: once the node is gone, dd must fail, not create a file.
 (while dd if=/dev/urandom of="/dev/$sd" bs=64k count=16 seek=$((RANDOM % 200)) \
-	oflag=direct status=none 2>/dev/null; do :; done) &
+	oflag=direct conv=nocreat,notrunc status=none 2>/dev/null; do :; done) &
 writer=$!
 on_exit "kill $writer 2>/dev/null; wait $writer 2>/dev/null; true"
 start_reader "$img"

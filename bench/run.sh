@@ -1,0 +1,50 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# Run the benchmarks in a guest of each kernel given (default: bookworm).
+#
+#   sudo bench/run.sh [--build DIR] [--filter GLOB] [RELEASE...|all]
+#
+# Benchmarks are guest scripts in bench/guest/: cbt-overhead (tracking
+# cost, CBT memory), snapshot-io (snapshot cost next to dm-snapshot, image
+# reads, take latency) and service-events (blksnapd: low-space event to
+# appended storage, RSS, GetManagedObjects). Each prints ratios measured
+# side by side in one guest, and "bench-check: PASS|FAIL ..." lines for the bars it checks.
+# Results: BUILD/bench-results/RELEASE/NAME.log. Knobs: BENCH_SECONDS,
+# BENCH_ROUNDS, BENCH_TAKES (see the scripts).
+set -uo pipefail
+
+src=$(cd "$(dirname "$0")/.." && pwd)
+build=$src/build
+filter='*'
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--build) build=$2; shift 2 ;;
+	--filter) filter=$2; shift 2 ;;
+	-h|--help) sed -n '3,14p' "$0"; exit 0 ;;
+	*) break ;;
+	esac
+done
+[ $# -gt 0 ] || set -- bookworm
+
+[ -f "$build/build.ninja" ] || meson setup "$build" "$src" >/dev/null || exit 1
+meson compile -C "$build" >/dev/null || exit 1
+
+export BLKSNAP_VM_TESTS_DIR=$src/bench/guest
+export BLKSNAP_VM_RESULTS_NAME=bench-results
+export BLKSNAP_VM_TEST_TIMEOUT=${BLKSNAP_VM_TEST_TIMEOUT:-3000}
+export BLKSNAP_VM_QUIET=${BLKSNAP_VM_QUIET:-1}
+"$src/tests/vm/run.sh" --build "$build" --filter "$filter" "$@"
+rc=$?
+for rel in "$@"; do
+	[ "$rel" = all ] && rel="bookworm trixie sid"
+	for r in $rel; do
+		for log in "$build"/bench-results/"$r"/*.log; do
+			case $log in */console.log|*/build.log|*/prepare.log|*/qemu.log) continue ;; esac
+			[ -f "$log" ] || continue
+			echo "=== $r: $(basename "$log" .log)"
+			grep -E '^(ratio|result|iops|memory|take|bench-check)' "$log"
+		done
+	done
+done
+exit $rc
