@@ -125,7 +125,7 @@ bs_uuid_parse (const gchar *str, BsUuid *id, GError **error)
 	return TRUE;
 bad:
 	g_set_error (error, BS_ERROR, BS_ERROR_INVALID_ARGUMENT,
-	             "'%s' is not a snapshot id (UUID)", str != NULL ? str : "");
+	             "'%s' is not a UUID", str != NULL ? str : "");
 	return FALSE;
 }
 
@@ -303,23 +303,33 @@ bs_control_cbt_info (BsControl *self, const BsDev *dev, struct blksnap_cbt_info 
 /**
  * bs_control_cbt_map:
  * @block_count: the map's size, from bs_control_cbt_info()
+ * @flags: 0 for the live map, %BLKSNAP_CBT_MAP_SNAPSHOT for the copy frozen
+ *   at the take (fails with %BS_ERROR_NOT_FOUND without a taken snapshot)
  *
  * Returns: (transfer full): the whole map
  */
 GBytes *
-bs_control_cbt_map (BsControl *self, const BsDev *dev, guint32 block_count, GError **error)
+bs_control_cbt_map (BsControl *self, const BsDev *dev, guint32 block_count, guint32 flags,
+                    GError **error)
 {
 	g_autofree guint8 *map = g_malloc0 (MAX (block_count, 1));
 	struct blksnap_cbt_map req = {
 		.dev = *dev,
 		.offset = 0,
 		.length = block_count,
+		.flags = flags,
 		.buffer = (guintptr) map,
 	};
+	gint errsv = 0;
 
 	if (block_count > 0 &&
-	    !control_ioctl (self, IOCTL_BLKSNAP_CBT_MAP, &req, "read CBT map", NULL, error))
+	    !control_ioctl (self, IOCTL_BLKSNAP_CBT_MAP, &req, "read CBT map", &errsv, error)) {
+		if (errsv == ENODATA && error != NULL && *error != NULL) {
+			(*error)->code = BS_ERROR_NOT_FOUND;
+			g_prefix_error (error, "the device is in no taken snapshot: ");
+		}
 		return NULL;
+	}
 	return g_bytes_new_take (g_steal_pointer (&map), block_count);
 }
 

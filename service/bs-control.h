@@ -38,7 +38,8 @@ GArray    *bs_control_tracker_list   (BsControl *self, GError **error);
 gboolean   bs_control_cbt_info       (BsControl *self, const BsDev *dev,
                                       struct blksnap_cbt_info *info, GError **error);
 GBytes    *bs_control_cbt_map        (BsControl *self, const BsDev *dev,
-                                      guint32 block_count, GError **error);
+                                      guint32 block_count, guint32 flags,
+                                      GError **error);
 gboolean   bs_control_cbt_dirty      (BsControl *self, const BsDev *dev,
                                       const struct blksnap_sectors *ranges, guint count,
                                       GError **error);

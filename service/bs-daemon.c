@@ -320,12 +320,20 @@ get_changed_blocks_authorized (BsDaemon *self, GDBusMethodInvocation *invocation
 	BsDev *dev = data;
 	const gchar *generation;
 	guint8 since;
+	g_autoptr(GVariant) options = NULL;
 	g_autoptr(GArray) ranges = NULL;
 	g_autoptr(GError) error = NULL;
+	gboolean no_interaction, at_take;
 	GVariantBuilder builder;
 
-	g_variant_get (params, "(&sy@a{sv})", &generation, &since, NULL);
-	ranges = bs_manager_get_changed_blocks (self->manager, dev, generation, since, &error);
+	g_variant_get (params, "(&sy@a{sv})", &generation, &since, &options);
+	/* checked before authorization already */
+	if (!bs_options_parse_changed (options, &no_interaction, &at_take, &error)) {
+		g_dbus_method_invocation_return_gerror (invocation, error);
+		return;
+	}
+	ranges = bs_manager_get_changed_blocks (self->manager, dev, generation, since, at_take,
+	                                        &error);
 	if (ranges == NULL) {
 		g_dbus_method_invocation_return_gerror (invocation, error);
 		return;
@@ -345,11 +353,11 @@ handle_get_changed_blocks (BsDBusDevice *iface, GDBusMethodInvocation *invocatio
                            BsDaemon *self)
 {
 	g_autoptr(GError) error = NULL;
-	gboolean no_interaction;
+	gboolean no_interaction, at_take;
 	BsDev dev;
 	BsUuid id;
 
-	if (!bs_options_parse_common (options, &no_interaction, &error) ||
+	if (!bs_options_parse_changed (options, &no_interaction, &at_take, &error) ||
 	    !bs_uuid_parse (generation, &id, &error)) {
 		g_dbus_method_invocation_return_gerror (invocation, error);
 		return TRUE;
@@ -366,7 +374,8 @@ read_cbt_map_authorized (BsDaemon *self, GDBusMethodInvocation *invocation, gpoi
 {
 	g_autoptr(GError) error = NULL;
 	g_autofree gchar *generation = NULL;
-	g_autoptr(GBytes) map = bs_manager_read_cbt_map (self->manager, data, &generation, &error);
+	g_autoptr(GBytes) map = bs_manager_read_cbt_map (self->manager, data, 0, &generation,
+	                                                          &error);
 
 	if (map == NULL) {
 		g_dbus_method_invocation_return_gerror (invocation, error);

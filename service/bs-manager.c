@@ -213,10 +213,11 @@ generation_to_string (const struct blksnap_cbt_info *info)
 
 /**
  * bs_manager_read_cbt_map:
+ * @flags: 0 or %BLKSNAP_CBT_MAP_SNAPSHOT (the map frozen at the take)
  * @generation: (out): the generation of the map
  */
 GBytes *
-bs_manager_read_cbt_map (BsManager *self, const BsDev *dev, gchar **generation,
+bs_manager_read_cbt_map (BsManager *self, const BsDev *dev, guint32 flags, gchar **generation,
                          GError **error)
 {
 	struct blksnap_cbt_info info, after;
@@ -224,7 +225,7 @@ bs_manager_read_cbt_map (BsManager *self, const BsDev *dev, gchar **generation,
 
 	if (!bs_control_cbt_info (self->control, dev, &info, error))
 		return NULL;
-	map = bs_control_cbt_map (self->control, dev, info.block_count, error);
+	map = bs_control_cbt_map (self->control, dev, info.block_count, flags, error);
 	if (map == NULL)
 		return NULL;
 	/* a reset in between would pair a map with the wrong generation */
@@ -243,12 +244,14 @@ bs_manager_read_cbt_map (BsManager *self, const BsDev *dev, gchar **generation,
  * bs_manager_get_changed_blocks:
  * @generation: the generation of the last backup point
  * @since: its change number
+ * @at_take: read the map frozen at the take of the device's snapshot, which
+ *   matches its image exactly, instead of the live map
  *
  * Returns: (transfer full): a #GArray of #BsRange (bytes)
  */
 GArray *
 bs_manager_get_changed_blocks (BsManager *self, const BsDev *dev, const gchar *generation,
-                               guint8 since, GError **error)
+                               guint8 since, gboolean at_take, GError **error)
 {
 	struct blksnap_cbt_info info;
 	g_autoptr(GBytes) map = NULL;
@@ -261,7 +264,8 @@ bs_manager_get_changed_blocks (BsManager *self, const BsDev *dev, const gchar *g
 		return NULL;
 	if (!bs_control_cbt_info (self->control, dev, &info, error))
 		return NULL;
-	map = bs_manager_read_cbt_map (self, dev, &current, error);
+	map = bs_manager_read_cbt_map (self, dev, at_take ? BLKSNAP_CBT_MAP_SNAPSHOT : 0,
+	                               &current, error);
 	if (map == NULL)
 		return NULL;
 	if (memcmp (wanted.b, info.generation_id, BLKSNAP_UUID_SIZE) != 0) {
@@ -372,8 +376,9 @@ manager_add_snapshot (BsManager *self, BsSnapshot *snapshot)
 	                         G_CALLBACK (manager_snapshot_changed_cb), self, 0);
 	if (record->expiry_us > 0) {
 		gint64 left = record->expiry_us - g_get_real_time ();
-		guint id = g_timeout_add_seconds (MAX (left, 0) / G_USEC_PER_SEC,
-		                                  manager_expired_cb, snapshot);
+		/* rounded up: never before ExpiryTime */
+		guint id = g_timeout_add_seconds ((MAX (left, 0) + G_USEC_PER_SEC - 1) /
+		                                  G_USEC_PER_SEC, manager_expired_cb, snapshot);
 		g_hash_table_insert (self->expiries, g_strdup (bs_snapshot_get_id_hex (snapshot)),
 		                     GUINT_TO_POINTER (id));
 	}

@@ -40,9 +40,10 @@ gboolean      bs_manager_track          (BsManager *self, const BsDev *dev, GErr
 gboolean      bs_manager_untrack        (BsManager *self, const BsDev *dev, GError **error);
 GArray       *bs_manager_get_changed_blocks (BsManager *self, const BsDev *dev,
                                              const gchar *generation, guint8 since,
-                                             GError **error);
+                                             gboolean at_take, GError **error);
 GBytes       *bs_manager_read_cbt_map   (BsManager *self, const BsDev *dev,
-                                         gchar **generation, GError **error);
+                                         guint32 flags, gchar **generation,
+                                         GError **error);
 gboolean      bs_manager_mark_dirty     (BsManager *self, const BsDev *dev,
                                          const GArray *byte_ranges, GError **error);
 

@@ -65,6 +65,46 @@ bs_options_parse_common (GVariant *options, gboolean *no_user_interaction, GErro
 	return TRUE;
 }
 
+/**
+ * bs_options_parse_changed:
+ * @options: (nullable): GetChangedBlocks' a{sv}
+ * @snapshot: (out): TRUE to read the map as frozen at the take
+ */
+gboolean
+bs_options_parse_changed (GVariant *options, gboolean *no_user_interaction,
+                          gboolean *snapshot, GError **error)
+{
+	GVariantIter iter;
+	const gchar *key;
+	GVariant *value;
+
+	*no_user_interaction = FALSE;
+	*snapshot = FALSE;
+	if (!options_check_type (options, error))
+		return FALSE;
+	if (options == NULL)
+		return TRUE;
+	g_variant_iter_init (&iter, options);
+	while (g_variant_iter_next (&iter, "{&sv}", &key, &value)) {
+		g_autoptr(GVariant) owned = value;
+		gboolean *out;
+
+		if (g_strcmp0 (key, BS_OPTION_NO_USER_INTERACTION) == 0) {
+			out = no_user_interaction;
+		} else if (g_strcmp0 (key, "snapshot") == 0) {
+			out = snapshot;
+		} else {
+			g_set_error (error, BS_ERROR, BS_ERROR_INVALID_ARGUMENT,
+			             "unknown option %s", key);
+			return FALSE;
+		}
+		if (!option_type_is (key, value, G_VARIANT_TYPE_BOOLEAN, error))
+			return FALSE;
+		*out = g_variant_get_boolean (value);
+	}
+	return TRUE;
+}
+
 static gboolean
 option_get_size (const gchar *key, GVariant *value, guint64 *out, GError **error)
 {

@@ -29,6 +29,8 @@ typedef struct {
 
 gboolean bs_options_parse_common   (GVariant *options, gboolean *no_user_interaction,
                                     GError **error);
+gboolean bs_options_parse_changed   (GVariant *options, gboolean *no_user_interaction,
+                                    gboolean *snapshot, GError **error);
 gboolean bs_options_parse_snapshot (GVariant *options, const BsConfig *config,
                                     BsSnapshotOptions *out, GError **error);
 guint64  bs_size_round_mib         (guint64 size);

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bs-error.h"
@@ -47,6 +48,8 @@ struct _BsSnapshot {
 	guint reserve_percent;
 	guint64 reserve_bytes;
 	BsWatcher *watcher;
+	guint64 low_space_ns;               /* event not yet answered, ktime */
+	guint64 deferred_ns;                /* event that came during a growth */
 	gboolean destroyed;
 };
 
@@ -246,6 +249,8 @@ typedef struct {
 	gchar *dir;
 	gchar *name;
 	guint64 size;
+	guint64 append_ns;      /* CLOCK_MONOTONIC before the append ioctl */
+	guint64 appended_ns;    /* and once the module took it */
 } GrowData;
 
 static void
@@ -256,6 +261,18 @@ grow_data_free (GrowData *data)
 	g_free (data->name);
 	g_free (data);
 }
+
+/* The clock of the module's event time labels (ktime_get_ns). */
+static guint64
+monotonic_ns (void)
+{
+	struct timespec ts;
+
+	clock_gettime (CLOCK_MONOTONIC, &ts);
+	return (guint64) ts.tv_sec * G_GUINT64_CONSTANT (1000000000) + ts.tv_nsec;
+}
+
+static void snapshot_auto_grow (BsSnapshot *self, guint64 requested);
 
 /* Worker thread: allocate a file and hand its extents to the module. */
 static void
@@ -270,6 +287,7 @@ grow_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *can
 		g_task_return_error (task, error);
 		return;
 	}
+	data->append_ns = monotonic_ns ();
 	if (!bs_control_snapshot_append_storage (data->control, &data->id, &file->dev,
 	                                         (struct blksnap_sectors *) file->ranges->data,
 	                                         file->ranges->len, &error)) {
@@ -278,6 +296,7 @@ grow_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *can
 		g_task_return_error (task, error);
 		return;
 	}
+	data->appended_ns = monotonic_ns ();
 	g_task_return_pointer (task, g_steal_pointer (&file),
 	                       (GDestroyNotify) bs_storage_file_free);
 }
@@ -296,6 +315,8 @@ grow_thread_done (GObject *source, GAsyncResult *res, gpointer user_data)
 	if (file == NULL) {
 		bs_snapshot_log (self, G_LOG_LEVEL_WARNING, "cannot add %" G_GUINT64_FORMAT
 		                 " MiB of storage: %s", data->size / BS_MIB, error->message);
+		self->low_space_ns = 0;
+		self->deferred_ns = 0;
 		g_task_return_error (outer, error);
 		return;
 	}
@@ -312,9 +333,61 @@ grow_thread_done (GObject *source, GAsyncResult *res, gpointer user_data)
 	                 "%" G_GUINT64_FORMAT " MiB in all", file->size / BS_MIB,
 	                 file->ranges->len, file->dev.major, file->dev.minor,
 	                 bs_snapshot_get_allocated (self) / BS_MIB);
+	if (self->low_space_ns != 0) {
+		/* how long the module waited for more room */
+		bs_snapshot_log (self, G_LOG_LEVEL_MESSAGE,
+		                 "low-space event answered in %.1f ms",
+		                 (gdouble) (gint64) (data->appended_ns - self->low_space_ns) / 1e6);
+		self->low_space_ns = 0;
+	}
 	g_signal_emit (self, signals[SIGNAL_STORAGE_APPENDED], 0, file->size,
 	               bs_snapshot_get_allocated (self));
+	/*
+	 * The module re-arms its low-space event with each append and raises
+	 * it once per crossing: an event raised after this append started
+	 * will not come again, so it must be answered now, or the snapshot
+	 * may overflow with room left to grow. (An event from before the
+	 * append is answered by it.)
+	 */
+	if (self->deferred_ns > data->append_ns) {
+		self->low_space_ns = self->deferred_ns;
+		self->deferred_ns = 0;
+		bs_snapshot_log (self, G_LOG_LEVEL_MESSAGE,
+		                 "the module asked for more during that growth: growing again");
+		snapshot_auto_grow (self, 0);
+	}
+	self->deferred_ns = 0;
 	g_task_return_boolean (outer, TRUE);
+}
+
+static void
+snapshot_auto_grow_done (GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	/* logged by grow_thread_done; corruption follows if it was needed */
+	bs_snapshot_grow_finish (BS_SNAPSHOT (source), res, NULL);
+}
+
+/* The answer to a low-space event: the grow step (or what the module asks
+ * for, if more), within the limit. */
+static void
+snapshot_auto_grow (BsSnapshot *self, guint64 requested)
+{
+	guint64 size = MAX (self->record->grow_step, requested);
+
+	if (self->record->limit != 0) {
+		guint64 room = self->record->limit - MIN (self->record->limit,
+		                                          bs_snapshot_get_allocated (self) +
+		                                          self->pending);
+		size = MIN (size, room);
+	}
+	if (size == 0) {
+		self->low_space_ns = 0;
+		bs_snapshot_log (self, G_LOG_LEVEL_WARNING,
+		                 "cannot grow: the limit of %" G_GUINT64_FORMAT " MiB is reached",
+		                 self->record->limit / BS_MIB);
+		return;
+	}
+	bs_snapshot_grow_async (self, size, snapshot_auto_grow_done, NULL);
 }
 
 /* May @size more bytes be allocated? */
@@ -479,12 +552,6 @@ watcher_message_free (WatcherMessage *msg)
 	g_free (msg);
 }
 
-static void
-snapshot_auto_grow_done (GObject *source, GAsyncResult *res, gpointer user_data)
-{
-	/* logged by grow_thread_done; corruption follows if it was needed */
-	bs_snapshot_grow_finish (BS_SNAPSHOT (source), res, NULL);
-}
 
 /* Main loop: what the watcher thread saw. */
 static gboolean
@@ -515,20 +582,11 @@ snapshot_handle_event (gpointer user_data)
 		g_signal_emit (self, signals[SIGNAL_LOW_SPACE], 0, free_bytes, requested);
 		if (self->pending > 0) {
 			bs_snapshot_log (self, G_LOG_LEVEL_MESSAGE, "a growth is under way already");
+			self->deferred_ns = MAX (self->deferred_ns, msg->event.time_label);
 			break;
 		}
-		if (self->record->limit != 0) {
-			guint64 room = self->record->limit - MIN (self->record->limit,
-			                                          bs_snapshot_get_allocated (self));
-			size = MIN (size, room);
-		}
-		if (size == 0) {
-			bs_snapshot_log (self, G_LOG_LEVEL_WARNING,
-			                 "cannot grow: the limit of %" G_GUINT64_FORMAT " MiB is reached",
-			                 self->record->limit / BS_MIB);
-			break;
-		}
-		bs_snapshot_grow_async (self, size, snapshot_auto_grow_done, NULL);
+		self->low_space_ns = msg->event.time_label;
+		snapshot_auto_grow (self, requested);
 		break;
 	}
 	case BLKSNAP_EVENT_CORRUPTED: {

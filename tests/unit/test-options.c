@@ -103,6 +103,31 @@ test_common_options (void)
 }
 
 static void
+test_changed_options (void)
+{
+	g_autoptr(GError) error = NULL;
+	gboolean noi = TRUE, snap = TRUE;
+	g_autoptr(GVariant) good = g_variant_ref_sink (g_variant_new_parsed (
+		"{'snapshot': <true>, 'auth.no_user_interaction': <false>}"));
+	g_autoptr(GVariant) typo = g_variant_ref_sink (g_variant_new_parsed ("{'snapshots': <true>}"));
+	g_autoptr(GVariant) type = g_variant_ref_sink (g_variant_new_parsed ("{'snapshot': <1>}"));
+
+	g_assert_true (bs_options_parse_changed (NULL, &noi, &snap, &error));
+	g_assert_no_error (error);
+	g_assert_false (noi);
+	g_assert_false (snap);
+	g_assert_true (bs_options_parse_changed (good, &noi, &snap, &error));
+	g_assert_no_error (error);
+	g_assert_true (snap);
+	g_assert_false (noi);
+	g_assert_false (bs_options_parse_changed (typo, &noi, &snap, &error));
+	g_assert_error (error, BS_ERROR, BS_ERROR_INVALID_ARGUMENT);
+	g_clear_error (&error);
+	g_assert_false (bs_options_parse_changed (type, &noi, &snap, &error));
+	g_assert_error (error, BS_ERROR, BS_ERROR_INVALID_ARGUMENT);
+}
+
+static void
 test_errno_mapping (void)
 {
 	g_assert_cmpint (bs_error_from_errno (ESRCH), ==, BS_ERROR_NOT_FOUND);
@@ -124,6 +149,7 @@ main (int argc, char **argv)
 	g_test_add_func ("/options/snapshot-options-applied", test_snapshot_options_applied);
 	g_test_add_func ("/options/bad-snapshot-options-refused", test_bad_snapshot_options_refused);
 	g_test_add_func ("/options/common", test_common_options);
+	g_test_add_func ("/options/changed-blocks", test_changed_options);
 	g_test_add_func ("/errors/errno-mapping", test_errno_mapping);
 	return g_test_run ();
 }

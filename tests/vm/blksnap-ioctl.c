@@ -8,6 +8,7 @@
  *   blksnap-ioctl list
  *   blksnap-ioctl map DEV          print runs of changed blocks:
  *                                  FIRST COUNT CHANGE_NUMBER
+ *   blksnap-ioctl map-snapshot DEV the same for the map frozen at the take
  *   blksnap-ioctl changed DEV SINCE
  *                                  print the byte ranges changed since
  *                                  change number SINCE: OFFSET LENGTH
@@ -154,11 +155,11 @@ static int cmd_info(const struct blksnap_bdev *bdev)
 	return 0;
 }
 
-static int read_map(const struct blksnap_bdev *bdev, uint8_t **map,
-		    uint32_t *count)
+static int read_map(const struct blksnap_bdev *bdev, uint32_t flags,
+		    uint8_t **map, uint32_t *count)
 {
 	struct blksnap_cbt_info info;
-	struct blksnap_cbt_map req = { .dev = *bdev };
+	struct blksnap_cbt_map req = { .dev = *bdev, .flags = flags };
 	int ret = get_info(bdev, &info);
 
 	if (ret)
@@ -177,11 +178,11 @@ static int read_map(const struct blksnap_bdev *bdev, uint8_t **map,
 	return 0;
 }
 
-static int cmd_map(const struct blksnap_bdev *bdev)
+static int cmd_map(const struct blksnap_bdev *bdev, uint32_t flags)
 {
 	uint32_t count, i = 0;
 	uint8_t *map;
-	int ret = read_map(bdev, &map, &count);
+	int ret = read_map(bdev, flags, &map, &count);
 
 	if (ret)
 		return report("map", ret);
@@ -206,7 +207,7 @@ static int cmd_changed(const struct blksnap_bdev *bdev, const char *since)
 	int ret = get_info(bdev, &info);
 
 	if (!ret)
-		ret = read_map(bdev, &map, &count);
+		ret = read_map(bdev, 0, &map, &count);
 	if (ret)
 		return report("changed", ret);
 	ranges = bs_cbt_changed_ranges(map, count, info.block_size,
@@ -373,13 +374,13 @@ static int cmd_badargs(const struct blksnap_bdev *bdev)
 	int failed;
 
 	if (report("info", get_info(bdev, &before)) ||
-	    report("map", read_map(bdev, &map_before, &count)))
+	    report("map", read_map(bdev, 0, &map_before, &count)))
 		return 1;
 
 	failed = badargs_tracker(bdev) + badargs_cbt(bdev, &before);
 
 	if (report("info", get_info(bdev, &after)) ||
-	    report("map", read_map(bdev, &map_after, &count)))
+	    report("map", read_map(bdev, 0, &map_after, &count)))
 		return 1;
 	if (memcmp(&before, &after, sizeof(before)) ||
 	    memcmp(map_before, map_after, count)) {
@@ -1270,7 +1271,7 @@ static bool cbt_unchanged(const struct blksnap_bdev *bdev,
 	uint32_t count;
 	bool same;
 
-	if (get_info(bdev, &now) || read_map(bdev, &now_map, &count))
+	if (get_info(bdev, &now) || read_map(bdev, 0, &now_map, &count))
 		return false;
 	same = !memcmp(info, &now, sizeof(now)) &&
 	       !memcmp(map, now_map, count);
@@ -1287,7 +1288,7 @@ static int cmd_snapshot_badargs(const struct blksnap_bdev *bdev)
 	int failed = 0;
 
 	if (report("info", get_info(bdev, &cbt)) ||
-	    report("map", read_map(bdev, &map, &count)) ||
+	    report("map", read_map(bdev, 0, &map, &count)) ||
 	    report("snapshot-list", get_snapshot_list(&ids_before, &n_before)))
 		return 1;
 	do {
@@ -1341,7 +1342,7 @@ static int usage(void)
 {
 	fprintf(stderr,
 		"usage: blksnap-ioctl version|list\n"
-		"       blksnap-ioctl attach|detach|info|map|badargs DEV\n"
+		"       blksnap-ioctl attach|detach|info|map|map-snapshot|badargs DEV\n"
 		"       blksnap-ioctl changed DEV SINCE\n"
 		"       blksnap-ioctl dirty DEV SECTOR COUNT [SECTOR COUNT]...\n"
 		"       blksnap-ioctl snapshot-create|snapshot-list\n"
@@ -1432,7 +1433,9 @@ int main(int argc, char **argv)
 	if (!strcmp(cmd, "info"))
 		return cmd_info(&bdev);
 	if (!strcmp(cmd, "map"))
-		return cmd_map(&bdev);
+		return cmd_map(&bdev, 0);
+	if (!strcmp(cmd, "map-snapshot"))
+		return cmd_map(&bdev, BLKSNAP_CBT_MAP_SNAPSHOT);
 	if (!strcmp(cmd, "changed") && argc == 4)
 		return cmd_changed(&bdev, argv[3]);
 	if (!strcmp(cmd, "dirty"))
