@@ -261,14 +261,13 @@ static struct chunk *chunk_get_or_create(struct diff_area *area,
 	return chunk;
 }
 
-/* Synchronous I/O of a whole chunk between a buffer and a device. */
-static int chunk_io(struct chunk_buffer *buf, struct block_device *bdev,
-		    sector_t sector, sector_t sectors, blk_opf_t opf)
+/* A bio for I/O of a whole chunk between a buffer and a device. */
+static struct bio *chunk_bio(struct chunk_buffer *buf, struct block_device *bdev,
+			     sector_t sector, sector_t sectors, blk_opf_t opf)
 {
 	unsigned int bytes = sectors << SECTOR_SHIFT;
 	struct bio *bio;
 	unsigned int i;
-	int ret;
 
 	bio = bio_alloc_bioset(bdev, buf->nr_pages, opf, GFP_NOIO,
 			       &blksnap_bio_set);
@@ -279,7 +278,15 @@ static int chunk_io(struct chunk_buffer *buf, struct block_device *bdev,
 		__bio_add_page(bio, buf->pages[i], len, 0);
 		bytes -= len;
 	}
-	ret = submit_bio_wait(bio);
+	return bio;
+}
+
+static int chunk_io(struct chunk_buffer *buf, struct block_device *bdev,
+		    sector_t sector, sector_t sectors, blk_opf_t opf)
+{
+	struct bio *bio = chunk_bio(buf, bdev, sector, sectors, opf);
+	int ret = submit_bio_wait(bio);
+
 	bio_put(bio);
 	return ret;
 }
@@ -321,38 +328,83 @@ static void store_work_fn(struct work_struct *work)
 	wake_up_all(&area->stored);
 }
 
-/*
- * Read a chunk's old data into memory and start storing it; called with
- * chunk->lock held. Waits for room in the queue of copies in flight.
+/* Chunks copied together: their reads go out at once. */
+#define COPY_BATCH 16
+
+/**
+ * struct copy_item - A chunk being copied.
+ * @chunk: The chunk, locked.
+ * @idx: Its index.
+ * @buf: Memory for its old data.
+ * @sw: The work that will store it.
+ * @loc: Where in storage it goes.
+ * @bio: The read of the original.
  */
-static int chunk_copy(struct diff_area *area, struct chunk *chunk,
-		      unsigned long idx)
-{
-	sector_t sectors = chunk_sectors(area, idx);
+struct copy_item {
+	struct chunk *chunk;
+	unsigned long idx;
 	struct chunk_buffer *buf;
 	struct store_work *sw;
 	struct diff_storage_loc loc;
+	struct bio *bio;
+};
+
+struct copy_batch {
+	atomic_t pending;
+	struct completion done;
+	unsigned int count;
+	struct copy_item items[COPY_BATCH];
+};
+
+static void copy_read_endio(struct bio *bio)
+{
+	struct copy_batch *batch = bio->bi_private;
+
+	if (atomic_dec_and_test(&batch->pending))
+		complete(&batch->done);
+}
+
+/*
+ * Reserve what copying a chunk takes and prepare the read of its old data.
+ * The chunk is locked and the caller holds a store slot for it, which is
+ * given back on failure.
+ */
+static int copy_prepare(struct diff_area *area, struct copy_batch *batch,
+			struct chunk *chunk, unsigned long idx)
+{
+	struct copy_item *item = &batch->items[batch->count];
 	int ret;
 
 	/* Room is taken for a whole chunk, so the last one may grow. */
 	ret = diff_storage_alloc(area->storage, 1ULL << area->chunk_shift,
-				 &loc);
-	if (ret)
-		return ret;
-	down(&area->store_slots);
-	sw = mempool_alloc(work_pool, GFP_NOIO);
-	buf = mempool_alloc(area->buffers, GFP_NOIO);
-	refcount_set(&buf->users, 1);
-	if (chunk_io(buf, area->bdev, (sector_t)idx << area->chunk_shift,
-		     sectors, REQ_OP_READ)) {
-		mempool_free(buf, area->buffers);
-		mempool_free(sw, work_pool);
+				 &item->loc);
+	if (ret) {
 		up(&area->store_slots);
-		return -EIO;
+		return ret;
 	}
-	chunk->loc = loc;
+	item->chunk = chunk;
+	item->idx = idx;
+	item->sw = mempool_alloc(work_pool, GFP_NOIO);
+	item->buf = mempool_alloc(area->buffers, GFP_NOIO);
+	refcount_set(&item->buf->users, 1);
+	item->bio = chunk_bio(item->buf, area->bdev,
+			      (sector_t)idx << area->chunk_shift,
+			      chunk_sectors(area, idx), REQ_OP_READ);
+	item->bio->bi_end_io = copy_read_endio;
+	item->bio->bi_private = batch;
+	batch->count++;
+	return 0;
+}
+
+/* The old data is in memory: publish it and start storing it. */
+static void copy_publish(struct diff_area *area, struct copy_item *item)
+{
+	struct chunk *chunk = item->chunk;
+	struct store_work *sw = item->sw;
+
+	chunk->loc = item->loc;
 	spin_lock(&chunk->buf_lock);
-	chunk->buf = buf;
+	chunk->buf = item->buf;
 	spin_unlock(&chunk->buf_lock);
 	/* The buffer and location are visible before the bit is. */
 	smp_mb__before_atomic();
@@ -361,56 +413,127 @@ static int chunk_copy(struct diff_area *area, struct chunk *chunk,
 	INIT_WORK(&sw->work, store_work_fn);
 	sw->area = area;
 	sw->chunk = chunk;
-	sw->sectors = sectors;
+	sw->sectors = chunk_sectors(area, item->idx);
 	queue_work(store_wq, &sw->work);
-	return 0;
 }
 
-/**
- * diff_area_preserve() - Make sure a chunk's old data is kept.
- * @area: The device's area.
- * @idx: Chunk index.
- *
- * On return 0 the original chunk may be overwritten; its old data is in
- * memory or storage.
- *
- * Return: 0, -ENOSPC if storage is full, -EIO, -ENOMEM.
+/*
+ * Read the batch's chunks, publish them, and let writes to them pass once
+ * image reads of the original are done. Unlocks the chunks.
  */
-static int diff_area_preserve(struct diff_area *area, unsigned long idx)
+static int copy_run(struct diff_area *area, struct copy_batch *batch)
 {
-	struct diff_area_stripe *stripe = chunk_stripe(area, idx);
-	struct chunk *chunk;
+	struct blk_plug plug;
+	unsigned int i;
 	int ret = 0;
 
-	chunk = chunk_get_or_create(area, idx);
-	if (IS_ERR(chunk))
-		return PTR_ERR(chunk);
-	if (test_bit(CHUNK_STABLE, &chunk->flags))
-		return 0;
+	atomic_set(&batch->pending, batch->count);
+	init_completion(&batch->done);
+	blk_start_plug(&plug);
+	for (i = 0; i < batch->count; i++)
+		submit_bio(batch->items[i].bio);
+	blk_finish_plug(&plug);
+	wait_for_completion_io(&batch->done);
 
-	mutex_lock(&chunk->lock);
-	if (test_bit(CHUNK_STABLE, &chunk->flags))
-		goto out;
-	ret = chunk_copy(area, chunk, idx);
-	if (ret)
-		goto out;
-	/*
-	 * Pairs with the barrier in image_read_part(): a reader either
-	 * saw BUFFERED, or is counted in @readers and waited for here.
-	 */
-	smp_mb__after_atomic();
-	wait_event(stripe->wait, !atomic_read(&stripe->readers));
-	set_bit(CHUNK_STABLE, &chunk->flags);
-out:
-	mutex_unlock(&chunk->lock);
+	for (i = 0; i < batch->count; i++) {
+		struct copy_item *item = &batch->items[i];
+		struct diff_area_stripe *stripe = chunk_stripe(area, item->idx);
+
+		if (item->bio->bi_status) {
+			mempool_free(item->buf, area->buffers);
+			mempool_free(item->sw, work_pool);
+			up(&area->store_slots);
+			ret = -EIO;
+		} else {
+			copy_publish(area, item);
+			/*
+			 * Pairs with the barrier in image_read_part(): a
+			 * reader either saw BUFFERED, or is counted in
+			 * @readers and waited for here.
+			 */
+			smp_mb__after_atomic();
+			wait_event(stripe->wait, !atomic_read(&stripe->readers));
+			set_bit(CHUNK_STABLE, &item->chunk->flags);
+		}
+		bio_put(item->bio);
+		mutex_unlock(&item->chunk->lock);
+	}
+	batch->count = 0;
 	return ret;
 }
 
-/* Like diff_area_preserve(), and the copy is in storage on return. */
+/*
+ * Lock a chunk that still needs copying. Return: the chunk, NULL if it
+ * needs nothing, or an ERR_PTR.
+ */
+static struct chunk *chunk_lock_unstable(struct diff_area *area,
+					 unsigned long idx)
+{
+	struct chunk *chunk = chunk_get_or_create(area, idx);
+
+	if (IS_ERR(chunk) || test_bit(CHUNK_STABLE, &chunk->flags))
+		return IS_ERR(chunk) ? chunk : NULL;
+	mutex_lock(&chunk->lock);
+	if (!test_bit(CHUNK_STABLE, &chunk->flags))
+		return chunk;
+	mutex_unlock(&chunk->lock);
+	return NULL;
+}
+
+/**
+ * diff_area_preserve() - Make sure chunks' old data is kept.
+ * @area: The device's area.
+ * @first: First chunk.
+ * @last: Last chunk.
+ *
+ * On return 0 the original chunks may be overwritten; their old data is
+ * in memory or storage. Chunks are locked in ascending order, and the
+ * reads of up to COPY_BATCH of them go out together.
+ *
+ * Return: 0, -ENOSPC if storage is full, -EIO, -ENOMEM.
+ */
+static int diff_area_preserve(struct diff_area *area, unsigned long first,
+			      unsigned long last)
+{
+	struct copy_batch batch = { .count = 0 };
+	struct chunk *chunk;
+	unsigned long idx;
+	int ret = 0, ret2;
+
+	for (idx = first; idx <= last && !ret; idx++) {
+		chunk = chunk_lock_unstable(area, idx);
+		if (IS_ERR_OR_NULL(chunk)) {
+			ret = PTR_ERR_OR_ZERO(chunk);
+			continue;
+		}
+		/*
+		 * Slots come back as stores finish; a batch holding slots
+		 * must run before this one waits for another.
+		 */
+		if (down_trylock(&area->store_slots)) {
+			if (batch.count)
+				ret = copy_run(area, &batch);
+			if (ret) {
+				mutex_unlock(&chunk->lock);
+				continue;
+			}
+			down(&area->store_slots);
+		}
+		ret = copy_prepare(area, &batch, chunk, idx);
+		if (ret)
+			mutex_unlock(&chunk->lock);
+		else if (batch.count == COPY_BATCH)
+			ret = copy_run(area, &batch);
+	}
+	ret2 = batch.count ? copy_run(area, &batch) : 0;
+	return ret ? ret : ret2;
+}
+
+/* Like diff_area_preserve() for one chunk; the copy is in storage. */
 static int diff_area_preserve_stored(struct diff_area *area,
 				     unsigned long idx, struct chunk **chunk)
 {
-	int ret = diff_area_preserve(area, idx);
+	int ret = diff_area_preserve(area, idx, idx);
 
 	if (ret)
 		return ret;
@@ -423,19 +546,15 @@ static void diff_area_preserve_range(struct diff_area *area, sector_t sector,
 				     sector_t count)
 {
 	unsigned long last_chunk = diff_area_chunk_count(area) - 1;
-	unsigned long idx = sector >> area->chunk_shift;
+	unsigned long first = sector >> area->chunk_shift;
 	unsigned long last = (sector + count - 1) >> area->chunk_shift;
 	int ret;
 
-	for (last = min(last, last_chunk); idx <= last; idx++) {
-		if (snapshot_is_corrupted(area->snapshot))
-			return;
-		ret = diff_area_preserve(area, idx);
-		if (ret) {
-			snapshot_set_corrupted(area->snapshot, area->dev, ret);
-			return;
-		}
-	}
+	if (first > last_chunk || snapshot_is_corrupted(area->snapshot))
+		return;
+	ret = diff_area_preserve(area, first, min(last, last_chunk));
+	if (ret)
+		snapshot_set_corrupted(area->snapshot, area->dev, ret);
 }
 
 /**
@@ -653,7 +772,7 @@ static void image_read_part(struct image_io *io, sector_t done, sector_t len)
 	struct chunk *chunk;
 
 	atomic_inc(&stripe->readers);
-	/* Pairs with the barrier in diff_area_preserve(). */
+	/* Pairs with the barrier in copy_run(). */
 	smp_mb__after_atomic();
 	chunk = xa_load(&area->chunks, idx);
 	if (!chunk || !test_bit(CHUNK_BUFFERED, &chunk->flags)) {

@@ -29,7 +29,8 @@ modprobe dm-snapshot
 # fio_run NAME DEV RW BS DEPTH: prints IOPS (writes) or KiB/s (reads).
 fio_run() {
 	local out field
-	out=$(fio --name="$1" --filename="$2" --rw="$3" --bs="$4" --iodepth="$5" \
+	# fio splits file names at ':', as in blksnap-image_8:16.
+	out=$(fio --name="$1" --filename="${2//:/\\:}" --rw="$3" --bs="$4" --iodepth="$5" \
 		--direct=1 --ioengine=libaio --runtime="$seconds" --time_based \
 		--randrepeat=0 --output-format=terse --terse-version=3)
 	case $3 in
@@ -113,8 +114,11 @@ for n in 1 4; do
 		bsio snapshot-destroy "$snap"
 	done
 	sort -n "$TEST_TMP/take-$n" | awk -v n="$n" '{ v[NR] = $1 }
-		END { printf "take %d device(s): median %.1f ms, p99 %.1f ms (%d takes, incl. process start)\n",
-			n, v[int((NR + 1) / 2)] / 1000, v[int(NR * 0.99 + 0.5) > NR ? NR : int(NR * 0.99 + 0.5)] / 1000, NR }'
+		END {
+			p = int(NR * 0.99 + 0.5); if (p > NR) p = NR; if (p < 1) p = 1
+			printf "take %d device(s): median %.1f ms, p99 %.1f ms (%d takes, incl. process start)\n",
+				n, v[int((NR + 1) / 2)] / 1000, v[p] / 1000, NR
+		}'
 done
 for ((d = 0; d < 4; d++)); do bsio detach /dev/nullb$d; done
 rmmod null_blk
