@@ -216,22 +216,6 @@ prop_s (GVariant *props, const gchar *name)
 	return s;
 }
 
-static guint64
-prop_t (GVariant *props, const gchar *name)
-{
-	g_autoptr(GVariant) v = g_variant_lookup_value (props, name, NULL);
-
-	if (v == NULL)
-		return 0;
-	if (g_variant_is_of_type (v, G_VARIANT_TYPE_UINT64))
-		return g_variant_get_uint64 (v);
-	if (g_variant_is_of_type (v, G_VARIANT_TYPE_UINT32))
-		return g_variant_get_uint32 (v);
-	if (g_variant_is_of_type (v, G_VARIANT_TYPE_BYTE))
-		return g_variant_get_byte (v);
-	return 0;
-}
-
 /* ------------------------------------------------------------- status */
 
 static void
@@ -239,8 +223,8 @@ print_snapshot_line (GVariant *props)
 {
 	g_autofree const gchar **devs = NULL;
 	g_autofree gchar *devlist = NULL;
-	g_autofree gchar *used = bsc_size_format (prop_t (props, "StorageUsed"));
-	g_autofree gchar *alloc = bsc_size_format (prop_t (props, "StorageAllocated"));
+	g_autofree gchar *used = bsc_size_format (bsc_prop_u64 (props, "StorageUsed"));
+	g_autofree gchar *alloc = bsc_size_format (bsc_prop_u64 (props, "StorageAllocated"));
 
 	if (!g_variant_lookup (props, "Devices", "^a&s", &devs))
 		devs = NULL;
@@ -298,14 +282,14 @@ cmd_status (Ctx *ctx, gint argc, gchar **argv, GError **error)
 		         "GENERATION", "NUMBER", "SNAPSHOT");
 	for (guint i = 0; i < dev_props->len; i++) {
 		GVariant *p = g_ptr_array_index (dev_props, i);
-		g_autofree gchar *cap = bsc_size_format (prop_t (p, "Capacity"));
-		g_autofree gchar *bs = bsc_size_format (prop_t (p, "BlockSize"));
+		g_autofree gchar *cap = bsc_size_format (bsc_prop_u64 (p, "Capacity"));
+		g_autofree gchar *bs = bsc_size_format (bsc_prop_u64 (p, "BlockSize"));
 		g_autofree gchar *snap = g_strcmp0 (prop_s (p, "Snapshot"), "/") == 0 ?
 			g_strdup ("-") : bsc_snapshot_id (prop_s (p, "Snapshot"));
 
 		g_print ("%-8s  %10s  %10s  %-36s  %6" G_GUINT64_FORMAT "  %s\n",
 		         prop_s (p, "Device"), cap, bs, prop_s (p, "Generation"),
-		         prop_t (p, "ChangesNumber"), snap);
+		         bsc_prop_u64 (p, "ChangesNumber"), snap);
 	}
 	g_print ("\n%u snapshot(s)\n", snaps->len);
 	for (guint i = 0; i < snap_props->len; i++)
@@ -395,17 +379,17 @@ cmd_cbt (Ctx *ctx, gint argc, gchar **argv, GError **error)
 			json_add_props (b, props);
 			bsc_cli_print_json (b);
 		} else {
-			g_autofree gchar *cap = bsc_size_format (prop_t (props, "Capacity"));
-			g_autofree gchar *bs = bsc_size_format (prop_t (props, "BlockSize"));
+			g_autofree gchar *cap = bsc_size_format (bsc_prop_u64 (props, "Capacity"));
+			g_autofree gchar *bs = bsc_size_format (bsc_prop_u64 (props, "BlockSize"));
 
 			g_print ("device:          %s (%s)\n", argv[1], prop_s (props, "Device"));
 			g_print ("capacity:        %s (%" G_GUINT64_FORMAT " bytes)\n", cap,
-			         prop_t (props, "Capacity"));
+			         bsc_prop_u64 (props, "Capacity"));
 			g_print ("block size:      %s, %" G_GUINT64_FORMAT " blocks\n", bs,
-			         prop_t (props, "BlockCount"));
+			         bsc_prop_u64 (props, "BlockCount"));
 			g_print ("generation:      %s\n", prop_s (props, "Generation"));
 			g_print ("changes number:  %" G_GUINT64_FORMAT " (live)\n",
-			         prop_t (props, "ChangesNumber"));
+			         bsc_prop_u64 (props, "ChangesNumber"));
 			g_print ("snapshot:        %s\n", prop_s (props, "Snapshot"));
 		}
 		return TRUE;

@@ -84,22 +84,6 @@ open_image (Ctx *ctx, const gchar *snapshot, const gchar *device, GError **error
 	return fd;
 }
 
-static guint64
-prop_u64 (GVariant *props, const gchar *name)
-{
-	g_autoptr(GVariant) v = g_variant_lookup_value (props, name, NULL);
-
-	if (v == NULL)
-		return 0;
-	if (g_variant_is_of_type (v, G_VARIANT_TYPE_UINT64))
-		return g_variant_get_uint64 (v);
-	if (g_variant_is_of_type (v, G_VARIANT_TYPE_UINT32))
-		return g_variant_get_uint32 (v);
-	if (g_variant_is_of_type (v, G_VARIANT_TYPE_BYTE))
-		return g_variant_get_byte (v);
-	return 0;
-}
-
 typedef struct {
 	gchar  *node;        /* as given */
 	gchar  *majmin;
@@ -135,7 +119,7 @@ changed_ranges (Ctx *ctx, const Target *t, GPtrArray *chain, GVariant *props, gb
 		return NULL;
 	}
 	*base_out = base;
-	if (entry->capacity != prop_u64 (props, "Capacity")) {
+	if (entry->capacity != bsc_prop_u64 (props, "Capacity")) {
 		bsc_cli_say (ctx, "%s: the size changed since point %u: full backup", t->node,
 		             base->number);
 		*full = TRUE;
@@ -194,12 +178,12 @@ backup_device (Ctx *ctx, const gchar *snapshot, const Target *t, GPtrArray *chai
 	e->device = g_strdup (t->majmin);
 	e->name = device_file_name (t->node);
 	e->data = g_strconcat (e->name, ".data", NULL);
-	e->capacity = prop_u64 (props, "Capacity");
-	e->block_size = prop_u64 (props, "BlockSize");
+	e->capacity = bsc_prop_u64 (props, "Capacity");
+	e->block_size = bsc_prop_u64 (props, "BlockSize");
 	if (!g_variant_lookup (props, "Generation", "&s", &gen))
 		gen = "";
 	e->generation = g_strdup (gen);
-	live = prop_u64 (props, "ChangesNumber");
+	live = bsc_prop_u64 (props, "ChangesNumber");
 	/* after the take the device's live number is N+1, N being the take's */
 	if (live < 1) {
 		g_set_error (error, BS_ERROR, BS_ERROR_FAILED,

@@ -307,3 +307,26 @@ bsc_exit_for_error (const GError *error)
 		return BSC_EXIT_NOT_FOUND;
 	return BSC_EXIT_FAILED;
 }
+
+/**
+ * bsc_prop_u64:
+ * @props: an a{sv} of properties
+ * @name: a property of an unsigned integer type
+ *
+ * Returns: its value, or 0 if it is missing or of another type
+ */
+guint64
+bsc_prop_u64 (GVariant *props, const gchar *name)
+{
+	g_autoptr(GVariant) v = g_variant_lookup_value (props, name, NULL);
+
+	if (v == NULL)
+		return 0;
+	if (g_variant_is_of_type (v, G_VARIANT_TYPE_UINT64))
+		return g_variant_get_uint64 (v);
+	if (g_variant_is_of_type (v, G_VARIANT_TYPE_UINT32))
+		return g_variant_get_uint32 (v);
+	if (g_variant_is_of_type (v, G_VARIANT_TYPE_BYTE))
+		return g_variant_get_byte (v);
+	return 0;
+}

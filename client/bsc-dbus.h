@@ -37,4 +37,6 @@ gchar           *bsc_snapshot_id       (const gchar *object_path);
 
 BscExit          bsc_exit_for_error    (const GError *error);
 
+guint64 bsc_prop_u64 (GVariant *props, const gchar *name);
+
 G_END_DECLS
