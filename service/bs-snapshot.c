@@ -49,6 +49,8 @@ struct _BsSnapshot {
 	guint64 reserve_bytes;
 	BsWatcher *watcher;
 	guint64 low_space_ns;               /* event not yet answered, ktime */
+	guint64 event_read_ns;              /* when the watcher read it */
+	guint64 event_handled_ns;           /* when the main loop saw it */
 	guint64 deferred_ns;                /* event that came during a growth */
 	gboolean destroyed;
 };
@@ -249,7 +251,9 @@ typedef struct {
 	gchar *dir;
 	gchar *name;
 	guint64 size;
-	guint64 append_ns;      /* CLOCK_MONOTONIC before the append ioctl */
+	guint64 queued_ns;      /* CLOCK_MONOTONIC when the growth was asked for */
+	guint64 started_ns;     /* when the worker thread began */
+	guint64 append_ns;      /* before the append ioctl */
 	guint64 appended_ns;    /* and once the module took it */
 } GrowData;
 
@@ -262,17 +266,10 @@ grow_data_free (GrowData *data)
 	g_free (data);
 }
 
-/* The clock of the module's event time labels (ktime_get_ns). */
-static guint64
-monotonic_ns (void)
-{
-	struct timespec ts;
-
-	clock_gettime (CLOCK_MONOTONIC, &ts);
-	return (guint64) ts.tv_sec * G_GUINT64_CONSTANT (1000000000) + ts.tv_nsec;
-}
-
 static void snapshot_auto_grow (BsSnapshot *self, guint64 requested);
+
+/* Milliseconds from @from_ns to @to_ns, negative if earlier. */
+#define MS(to_ns, from_ns) ((gdouble) (gint64) ((to_ns) - (from_ns)) / 1e6)
 
 /* Worker thread: allocate a file and hand its extents to the module. */
 static void
@@ -282,12 +279,13 @@ grow_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *can
 	g_autoptr(BsStorageFile) file = NULL;
 	GError *error = NULL;
 
+	data->started_ns = bs_monotonic_ns ();
 	file = bs_storage_file_allocate (data->dir, data->name, data->size, &error);
 	if (file == NULL) {
 		g_task_return_error (task, error);
 		return;
 	}
-	data->append_ns = monotonic_ns ();
+	data->append_ns = bs_monotonic_ns ();
 	if (!bs_control_snapshot_append_storage (data->control, &data->id, &file->dev,
 	                                         (struct blksnap_sectors *) file->ranges->data,
 	                                         file->ranges->len, &error)) {
@@ -296,7 +294,7 @@ grow_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *can
 		g_task_return_error (task, error);
 		return;
 	}
-	data->appended_ns = monotonic_ns ();
+	data->appended_ns = bs_monotonic_ns ();
 	g_task_return_pointer (task, g_steal_pointer (&file),
 	                       (GDestroyNotify) bs_storage_file_free);
 }
@@ -336,8 +334,15 @@ grow_thread_done (GObject *source, GAsyncResult *res, gpointer user_data)
 	if (self->low_space_ns != 0) {
 		/* how long the module waited for more room */
 		bs_snapshot_log (self, G_LOG_LEVEL_MESSAGE,
-		                 "low-space event answered in %.1f ms",
-		                 (gdouble) (gint64) (data->appended_ns - self->low_space_ns) / 1e6);
+		                 "low-space event answered in %.1f ms (read by the watcher "
+		                 "%.1f, main loop %.1f, worker %.1f, fallocate %.1f, fsync %.1f, "
+		                 "FIEMAP %.1f, append %.1f)",
+		                 MS (data->appended_ns, self->low_space_ns),
+		                 MS (self->event_read_ns, self->low_space_ns),
+		                 MS (self->event_handled_ns, self->event_read_ns),
+		                 MS (data->started_ns, data->queued_ns),
+		                 file->fallocate_ns / 1e6, file->fsync_ns / 1e6,
+		                 file->fiemap_ns / 1e6, MS (data->appended_ns, data->append_ns));
 		self->low_space_ns = 0;
 	}
 	g_signal_emit (self, signals[SIGNAL_STORAGE_APPENDED], 0, file->size,
@@ -460,6 +465,7 @@ bs_snapshot_grow_async (BsSnapshot *self, guint64 size, GAsyncReadyCallback call
 	data->name = g_strdup_printf ("%s-%u-%" G_GINT64_FORMAT BS_STORAGE_SUFFIX,
 	                              self->id_hex, self->file_seq++, g_get_real_time ());
 	data->size = size;
+	data->queued_ns = bs_monotonic_ns ();
 	self->pending += size;
 
 	task = g_task_new (self, NULL, grow_thread_done, g_steal_pointer (&outer));
@@ -524,6 +530,7 @@ bs_snapshot_take_finish (BsSnapshot *self, GAsyncResult *res, GError **error)
 typedef struct {
 	BsWatcher *watcher;
 	struct blksnap_snapshot_event event;
+	guint64 read_ns;
 	gboolean vanished;
 } WatcherMessage;
 
@@ -560,6 +567,7 @@ snapshot_handle_event (gpointer user_data)
 	WatcherMessage *msg = user_data;
 	g_autoptr(BsSnapshot) self = g_weak_ref_get (&msg->watcher->snapshot);
 	g_autoptr(GError) error = NULL;
+	guint64 handled_ns = bs_monotonic_ns ();
 
 	if (self == NULL || self->destroyed)
 		return G_SOURCE_REMOVE;
@@ -586,6 +594,8 @@ snapshot_handle_event (gpointer user_data)
 			break;
 		}
 		self->low_space_ns = msg->event.time_label;
+		self->event_read_ns = msg->read_ns;
+		self->event_handled_ns = handled_ns;
 		snapshot_auto_grow (self, requested);
 		break;
 	}
@@ -615,6 +625,7 @@ watcher_post (BsWatcher *w, const struct blksnap_snapshot_event *event, gboolean
 	WatcherMessage *msg = g_new0 (WatcherMessage, 1);
 
 	msg->watcher = watcher_ref (w);
+	msg->read_ns = bs_monotonic_ns ();
 	if (event != NULL)
 		msg->event = *event;
 	msg->vanished = vanished;

@@ -12,6 +12,7 @@
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <sys/sysmacros.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bs-error.h"
@@ -299,6 +300,7 @@ bs_storage_file_allocate (const gchar *dir, const gchar *name, guint64 size, GEr
 	struct stat st;
 	gint dirfd, fd = -1;
 	gint errsv;
+	guint64 t;
 
 	if (size == 0 || size % 512 != 0 || strchr (name, '/') != NULL) {
 		g_set_error (error, BS_ERROR, BS_ERROR_INVALID_ARGUMENT,
@@ -348,6 +350,7 @@ bs_storage_file_allocate (const gchar *dir, const gchar *name, guint64 size, GEr
 		             file->dev.major, file->dev.minor);
 		goto fail;
 	}
+	t = bs_monotonic_ns ();
 	if (fallocate (fd, 0, 0, size) != 0) {
 		errsv = errno;
 		g_set_error (error, BS_ERROR,
@@ -357,16 +360,21 @@ bs_storage_file_allocate (const gchar *dir, const gchar *name, guint64 size, GEr
 		             file->path, g_strerror (errsv));
 		goto fail;
 	}
+	file->fallocate_ns = bs_monotonic_ns () - t;
+	t = bs_monotonic_ns ();
 	if (fsync (fd) != 0) {
 		errsv = errno;
 		g_set_error (error, BS_ERROR, BS_ERROR_FAILED, "fsync %s: %s", file->path,
 		             g_strerror (errsv));
 		goto fail;
 	}
+	file->fsync_ns = bs_monotonic_ns () - t;
+	t = bs_monotonic_ns ();
 	if (!storage_read_extents (fd, file->ranges, error)) {
 		g_prefix_error (error, "%s: ", file->path);
 		goto fail;
 	}
+	file->fiemap_ns = bs_monotonic_ns () - t;
 	if (bs_ranges_sectors (file->ranges) * 512 != size) {
 		g_set_error (error, BS_ERROR, BS_ERROR_FAILED,
 		             "%s: extents cover %" G_GUINT64_FORMAT " of %" G_GUINT64_FORMAT
@@ -381,6 +389,16 @@ fail:
 	unlinkat (dirfd, name, 0);
 	close (dirfd);
 	return NULL;
+}
+
+/* The clock of the module's event time labels (ktime_get_ns). */
+guint64
+bs_monotonic_ns (void)
+{
+	struct timespec ts;
+
+	clock_gettime (CLOCK_MONOTONIC, &ts);
+	return (guint64) ts.tv_sec * G_GUINT64_CONSTANT (1000000000) + ts.tv_nsec;
 }
 
 /**

@@ -23,6 +23,10 @@ typedef struct {
 	BsDev    dev;     /* block device holding the filesystem */
 	guint64  size;    /* bytes */
 	GArray  *ranges;  /* struct blksnap_sectors on @dev */
+	/* how long each step of the allocation took (CLOCK_MONOTONIC ns) */
+	guint64  fallocate_ns;
+	guint64  fsync_ns;
+	guint64  fiemap_ns;
 } BsStorageFile;
 
 void     bs_storage_file_free     (BsStorageFile *file);
@@ -39,5 +43,6 @@ gboolean bs_storage_fs_space      (const gchar *dir, guint64 *free_bytes,
 BsStorageFile *bs_storage_file_allocate (const gchar *dir, const gchar *name,
                                          guint64 size, GError **error);
 gboolean bs_storage_file_remove   (const gchar *path, GError **error);
+guint64  bs_monotonic_ns          (void);
 
 G_END_DECLS
