@@ -33,6 +33,7 @@ struct _BsDaemon {
 	GHashTable *snapshot_objects;   /* id hex -> BsDBusObjectSkeleton */
 	GHashTable *device_objects;     /* "MAJ:MIN" -> BsDBusObjectSkeleton */
 	GHashTable *name_watches;       /* id hex -> watch id */
+	guint unknown_subtrees[2];      /* snapshots/, devices/ */
 };
 
 G_DEFINE_TYPE (BsDaemon, bs_daemon, G_TYPE_OBJECT)
@@ -817,6 +818,143 @@ manager_snapshot_removed_cb (BsManager *manager, BsSnapshot *snapshot, BsDaemon 
 	bs_daemon_sync_devices (self);
 }
 
+/* ------------------------------------------------------ unknown objects */
+
+/*
+ * A call on a snapshot or device object that does not exist (destroyed,
+ * untracked, or never there) fails with BS_ERROR_NOT_FOUND naming the
+ * path, rather than D-Bus's generic UnknownMethod. GDBus dispatches a call
+ * to an object registered at its own path (every exported one) before it
+ * tries the subtree of the parent path, so these subtrees only ever see
+ * the paths nothing else answers.
+ */
+typedef struct {
+	BsDaemon *self;
+	const gchar *kind;               /* "snapshot", "device" */
+	GHashTable *(*objects) (BsDaemon *self);
+	GDBusInterfaceInfo *(*info) (void);
+} UnknownSubtree;
+
+static GHashTable *
+snapshot_objects_of (BsDaemon *self)
+{
+	return self->snapshot_objects;
+}
+
+static GHashTable *
+device_objects_of (BsDaemon *self)
+{
+	return self->device_objects;
+}
+
+static void
+unknown_object_method_call (GDBusConnection *connection, const gchar *sender,
+                            const gchar *object_path, const gchar *interface_name,
+                            const gchar *method_name, GVariant *parameters,
+                            GDBusMethodInvocation *invocation, gpointer user_data)
+{
+	UnknownSubtree *subtree = user_data;
+
+	g_dbus_method_invocation_return_error (invocation, BS_ERROR, BS_ERROR_NOT_FOUND,
+	                                       "no %s at %s (gone, or never there)",
+	                                       subtree->kind, object_path);
+}
+
+static GVariant *
+unknown_object_get_property (GDBusConnection *connection, const gchar *sender,
+                             const gchar *object_path, const gchar *interface_name,
+                             const gchar *property_name, GError **error,
+                             gpointer user_data)
+{
+	UnknownSubtree *subtree = user_data;
+
+	g_set_error (error, BS_ERROR, BS_ERROR_NOT_FOUND, "no %s at %s (gone, or never there)",
+	             subtree->kind, object_path);
+	return NULL;
+}
+
+static const GDBusInterfaceVTable unknown_object_vtable = {
+	unknown_object_method_call,
+	unknown_object_get_property,
+	NULL,   /* no writable properties: GDBus refuses Set itself */
+	{ 0 }
+};
+
+/* The children are the exported objects, so that introspection of the
+ * subtree's root still lists them. */
+static gchar **
+unknown_subtree_enumerate (GDBusConnection *connection, const gchar *sender,
+                           const gchar *object_path, gpointer user_data)
+{
+	UnknownSubtree *subtree = user_data;
+	GHashTable *objects = subtree->objects (subtree->self);
+	GPtrArray *nodes = g_ptr_array_new ();
+	GHashTableIter iter;
+	gpointer value;
+
+	g_hash_table_iter_init (&iter, objects);
+	while (g_hash_table_iter_next (&iter, NULL, &value)) {
+		const gchar *path = g_dbus_object_get_object_path (G_DBUS_OBJECT (value));
+		g_ptr_array_add (nodes, g_path_get_basename (path));
+	}
+	g_ptr_array_add (nodes, NULL);
+	return (gchar **) g_ptr_array_free (nodes, FALSE);
+}
+
+static GDBusInterfaceInfo **
+unknown_subtree_introspect (GDBusConnection *connection, const gchar *sender,
+                            const gchar *object_path, const gchar *node, gpointer user_data)
+{
+	UnknownSubtree *subtree = user_data;
+	GDBusInterfaceInfo **infos;
+
+	if (node == NULL)
+		return NULL;
+	/* the interface the calls are checked against (names, signatures) */
+	infos = g_new0 (GDBusInterfaceInfo *, 2);
+	infos[0] = g_dbus_interface_info_ref (subtree->info ());
+	return infos;
+}
+
+static const GDBusInterfaceVTable *
+unknown_subtree_dispatch (GDBusConnection *connection, const gchar *sender,
+                          const gchar *object_path, const gchar *interface_name,
+                          const gchar *node, gpointer *out_user_data, gpointer user_data)
+{
+	*out_user_data = user_data;
+	return &unknown_object_vtable;
+}
+
+static const GDBusSubtreeVTable unknown_subtree_vtable = {
+	unknown_subtree_enumerate,
+	unknown_subtree_introspect,
+	unknown_subtree_dispatch,
+	{ 0 }
+};
+
+static void
+bs_daemon_register_unknown_subtrees (BsDaemon *self)
+{
+	static UnknownSubtree subtrees[2];
+	static const gchar *paths[2] = { BS_DBUS_ROOT "/snapshots", BS_DBUS_ROOT "/devices" };
+
+	subtrees[0] = (UnknownSubtree) { self, "snapshot", snapshot_objects_of,
+	                                 bs_dbus_snapshot_interface_info };
+	subtrees[1] = (UnknownSubtree) { self, "device", device_objects_of,
+	                                 bs_dbus_device_interface_info };
+	for (guint i = 0; i < G_N_ELEMENTS (subtrees); i++) {
+		g_autoptr(GError) error = NULL;
+
+		self->unknown_subtrees[i] = g_dbus_connection_register_subtree (
+			self->connection, paths[i], &unknown_subtree_vtable,
+			G_DBUS_SUBTREE_FLAGS_DISPATCH_TO_UNENUMERATED_NODES, &subtrees[i], NULL,
+			&error);
+		/* not fatal: such calls then get D-Bus's UnknownMethod */
+		if (self->unknown_subtrees[i] == 0)
+			g_warning ("cannot register %s: %s", paths[i], error->message);
+	}
+}
+
 /* -------------------------------------------------------------- manager */
 
 static void
@@ -1046,6 +1184,7 @@ bs_daemon_export (BsDaemon *self, GDBusConnection *connection)
 		manager_snapshot_added_cb (self->manager, l->data, self);
 	bs_daemon_sync_devices (self);
 	g_dbus_object_manager_server_set_connection (self->object_manager, connection);
+	bs_daemon_register_unknown_subtrees (self);
 }
 
 static void
@@ -1058,6 +1197,11 @@ bs_daemon_finalize (GObject *object)
 	g_hash_table_iter_init (&iter, self->name_watches);
 	while (g_hash_table_iter_next (&iter, NULL, &value))
 		g_bus_unwatch_name (GPOINTER_TO_UINT (value));
+	for (guint i = 0; i < G_N_ELEMENTS (self->unknown_subtrees); i++) {
+		if (self->unknown_subtrees[i] != 0)
+			g_dbus_connection_unregister_subtree (self->connection,
+			                                      self->unknown_subtrees[i]);
+	}
 	g_hash_table_unref (self->name_watches);
 	g_hash_table_unref (self->snapshot_objects);
 	g_hash_table_unref (self->device_objects);

@@ -2,7 +2,9 @@
 
 #define G_LOG_DOMAIN "blksnapd"
 
+#include <glib/gstdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "bs-cbt.h"
 #include "bs-error.h"
@@ -353,6 +355,12 @@ manager_snapshot_storage_cb (BsSnapshot *snapshot, guint64 added, guint64 alloca
 }
 
 static void
+manager_snapshot_record_cb (BsSnapshot *snapshot, BsManager *self)
+{
+	manager_save_state_or_warn (self);
+}
+
+static void
 manager_snapshot_changed_cb (BsSnapshot *snapshot, BsManager *self)
 {
 	/* a take advances the change numbers of the devices */
@@ -374,6 +382,8 @@ manager_add_snapshot (BsManager *self, BsSnapshot *snapshot)
 	                         G_CALLBACK (manager_snapshot_storage_cb), self, 0);
 	g_signal_connect_object (snapshot, "changed",
 	                         G_CALLBACK (manager_snapshot_changed_cb), self, 0);
+	g_signal_connect_object (snapshot, "record-changed",
+	                         G_CALLBACK (manager_snapshot_record_cb), self, 0);
 	if (record->expiry_us > 0) {
 		gint64 left = record->expiry_us - g_get_real_time ();
 		/* rounded up: never before ExpiryTime */
@@ -484,15 +494,18 @@ create_take_done (GObject *source, GAsyncResult *res, gpointer user_data)
 }
 
 static void
-create_grow_done (GObject *source, GAsyncResult *res, gpointer user_data)
+create_spare_done (GObject *source, GAsyncResult *res, gpointer user_data)
 {
 	g_autoptr(GTask) task = G_TASK (user_data);
 	BsSnapshot *snapshot = BS_SNAPSHOT (source);
+	BsManager *self = g_task_get_source_object (task);
 	gboolean *take = g_task_get_task_data (task);
-	GError *error = NULL;
 
-	if (!bs_snapshot_grow_finish (snapshot, res, &error)) {
-		create_failed (g_task_get_source_object (task), task, snapshot, error);
+	bs_snapshot_refill_spare_finish (snapshot, res, NULL);  /* never fails */
+	if (bs_manager_find_snapshot (self, bs_snapshot_get_id_hex (snapshot)) != snapshot) {
+		g_task_return_new_error (task, BS_ERROR, BS_ERROR_NOT_FOUND,
+		                         "snapshot %s was destroyed meanwhile",
+		                         bs_snapshot_get_id_string (snapshot));
 		return;
 	}
 	if (*take) {
@@ -500,6 +513,21 @@ create_grow_done (GObject *source, GAsyncResult *res, gpointer user_data)
 		return;
 	}
 	g_task_return_pointer (task, g_object_ref (snapshot), g_object_unref);
+}
+
+static void
+create_grow_done (GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	g_autoptr(GTask) task = G_TASK (user_data);
+	BsSnapshot *snapshot = BS_SNAPSHOT (source);
+	GError *error = NULL;
+
+	if (!bs_snapshot_grow_finish (snapshot, res, &error)) {
+		create_failed (g_task_get_source_object (task), task, snapshot, error);
+		return;
+	}
+	/* ready for its first low-space event before the caller has it */
+	bs_snapshot_refill_spare_async (snapshot, create_spare_done, g_steal_pointer (&task));
 }
 
 /**
@@ -581,6 +609,59 @@ storage_file_id (const gchar *name, gchar hex[33])
 	return TRUE;
 }
 
+/* The size of a file, 0 if it is not there. */
+static guint64
+file_size (const gchar *path)
+{
+	GStatBuf st;
+
+	return g_lstat (path, &st) == 0 && S_ISREG (st.st_mode) ? (guint64) st.st_size : 0;
+}
+
+/*
+ * The spare file of an adopted snapshot: removed if the module never got
+ * it (a new one is allocated), a storage file like the others if it did,
+ * and kept as one, to be safe, if the sizes do not tell.
+ */
+static void
+manager_recover_spare (BsManager *self, BsSnapshot *snapshot)
+{
+	BsStateRecord *record = bs_snapshot_get_record (snapshot);
+	g_autofree gchar *spare = g_steal_pointer (&record->spare);
+	guint64 files_bytes = 0, spare_bytes;
+	g_autoptr(GError) error = NULL;
+
+	if (spare == NULL)
+		return;
+	spare_bytes = file_size (spare);
+	if (spare_bytes == 0 && !g_file_test (spare, G_FILE_TEST_EXISTS))
+		return;
+	for (guint i = 0; i < record->files->len; i++)
+		files_bytes += file_size (g_ptr_array_index (record->files, i));
+	switch (bs_state_spare_fate (bs_snapshot_get_allocated (snapshot), files_bytes,
+	                             spare_bytes)) {
+	case BS_SPARE_UNUSED:
+		bs_snapshot_log (snapshot, G_LOG_LEVEL_MESSAGE, "removing unused spare %s", spare);
+		if (!bs_storage_file_remove (spare, &error))
+			g_warning ("%s", error->message);
+		break;
+	case BS_SPARE_APPENDED:
+		bs_snapshot_log (snapshot, G_LOG_LEVEL_MESSAGE,
+		                 "the module has the spare %s: adopting it", spare);
+		g_ptr_array_add (record->files, g_steal_pointer (&spare));
+		break;
+	case BS_SPARE_UNKNOWN:
+	default:
+		bs_snapshot_log (snapshot, G_LOG_LEVEL_WARNING,
+		                 "cannot tell whether the module has the spare %s "
+		                 "(%" G_GUINT64_FORMAT " bytes in the kernel, %" G_GUINT64_FORMAT
+		                 " in the files): keeping it until the snapshot goes", spare,
+		                 bs_snapshot_get_allocated (snapshot), files_bytes);
+		g_ptr_array_add (record->files, g_steal_pointer (&spare));
+		break;
+	}
+}
+
 /*
  * Storage files in the storage directory that belong to no snapshot the
  * kernel has are orphans of a crash: remove them. A file of a live
@@ -616,6 +697,7 @@ manager_collect_storage_files (BsManager *self)
 		record = bs_snapshot_get_record (snapshot);
 		for (guint i = 0; i < record->files->len; i++)
 			listed |= g_strcmp0 (g_ptr_array_index (record->files, i), path) == 0;
+		listed |= g_strcmp0 (record->spare, path) == 0;
 		if (!listed) {
 			bs_snapshot_log (snapshot, G_LOG_LEVEL_MESSAGE, "adopting storage file %s", path);
 			g_ptr_array_add (record->files, g_steal_pointer (&path));
@@ -673,6 +755,7 @@ manager_recover (BsManager *self, GError **error)
 		bs_snapshot_log (snapshot, G_LOG_LEVEL_MESSAGE, "adopted (%s, owner uid %u)",
 		                 bs_snapshot_get_state_string (snapshot),
 		                 bs_snapshot_get_record (snapshot)->owner);
+		manager_recover_spare (self, snapshot);
 		manager_add_snapshot (self, snapshot);
 	}
 
@@ -681,6 +764,8 @@ manager_recover (BsManager *self, GError **error)
 		BsStateRecord *r = g_ptr_array_index (records, j);
 		g_autofree gchar *id = bs_uuid_to_string (&r->id);
 
+		if (r->spare != NULL)
+			g_ptr_array_add (r->files, g_steal_pointer (&r->spare));
 		g_message ("snapshot %s is gone from the kernel: removing its %u storage file(s)",
 		           id, r->files->len);
 		for (guint k = 0; k < r->files->len; k++) {
@@ -690,7 +775,16 @@ manager_recover (BsManager *self, GError **error)
 		}
 	}
 	manager_collect_storage_files (self);
-	return bs_manager_save_state (self, error);
+	if (!bs_manager_save_state (self, error))
+		return FALSE;
+	/* new spares for the adopted snapshots, in the background */
+	{
+		g_autoptr(GList) snapshots = bs_manager_get_snapshots (self);
+
+		for (GList *l = snapshots; l != NULL; l = l->next)
+			bs_snapshot_refill_spare_async (l->data, NULL, NULL);
+	}
+	return TRUE;
 }
 
 /* ------------------------------------------------------------ lifecycle */

@@ -43,7 +43,12 @@ struct _BsSnapshot {
 	GArray *devices;                    /* BsDev */
 	struct blksnap_snapshot_info info;  /* as last refreshed */
 	GHashTable *images;                 /* "MAJ:MIN" -> "/dev/NAME" */
-	guint64 pending;                    /* bytes being allocated */
+	guint64 pending;                    /* bytes being appended */
+	BsStorageFile *spare;               /* allocated ahead; record->spare */
+	guint64 refill_size;                /* a spare being allocated, or 0 */
+	gboolean spare_wanted;              /* an event waits for that spare */
+	GPtrArray *refill_waiters;          /* GTasks returned when it is done */
+	guint64 minimum;                    /* the module's low-space mark, bytes */
 	guint file_seq;
 	guint reserve_percent;
 	guint64 reserve_bytes;
@@ -52,6 +57,8 @@ struct _BsSnapshot {
 	guint64 event_read_ns;              /* when the watcher read it */
 	guint64 event_handled_ns;           /* when the main loop saw it */
 	guint64 deferred_ns;                /* event that came during a growth */
+	guint64 deferred_read_ns;
+	guint64 deferred_handled_ns;
 	gboolean destroyed;
 };
 
@@ -61,6 +68,7 @@ enum {
 	SIGNAL_STORAGE_APPENDED,
 	SIGNAL_CORRUPTED,
 	SIGNAL_VANISHED,
+	SIGNAL_RECORD_CHANGED,
 	SIGNAL_LAST
 };
 static guint signals[SIGNAL_LAST];
@@ -245,13 +253,25 @@ bs_snapshot_refresh (BsSnapshot *self, GError **error)
 
 /* ---------------------------------------------------------------- growth */
 
+/*
+ * How storage grows. Allocating a file (fallocate, fsync, FIEMAP) takes
+ * a while when the disk is busy, and a low-space event means the disk is
+ * busy: so each snapshot keeps one spare file allocated ahead, and the
+ * answer to an event is just the append ioctl with the spare's extents.
+ * A new spare is then allocated in the background. The spare counts
+ * against the limit and the reserve (it is made only when it fits, and
+ * dropped when an explicit growth needs its room); the state file names
+ * it, so a restarted daemon removes or adopts it.
+ */
+
 typedef struct {
 	BsControl *control;
 	BsUuid id;
-	gchar *dir;
-	gchar *name;
-	guint64 size;
-	guint64 queued_ns;      /* CLOCK_MONOTONIC when the growth was asked for */
+	BsStorageFile *file;
+	gboolean fill;          /* allocate the file first */
+	gboolean append;        /* hand it to the module */
+	gboolean spare;         /* it is the spare */
+	guint64 queued_ns;      /* CLOCK_MONOTONIC when the work was asked for */
 	guint64 started_ns;     /* when the worker thread began */
 	guint64 append_ns;      /* before the append ioctl */
 	guint64 appended_ns;    /* and once the module took it */
@@ -261,42 +281,114 @@ static void
 grow_data_free (GrowData *data)
 {
 	g_object_unref (data->control);
-	g_free (data->dir);
-	g_free (data->name);
+	bs_storage_file_free (data->file);
 	g_free (data);
 }
 
-static void snapshot_auto_grow (BsSnapshot *self, guint64 requested);
+static void snapshot_answer_low_space (BsSnapshot *self, guint64 requested);
+static void snapshot_refill_spare (BsSnapshot *self, GTask *outer);
 
 /* Milliseconds from @from_ns to @to_ns, negative if earlier. */
 #define MS(to_ns, from_ns) ((gdouble) (gint64) ((to_ns) - (from_ns)) / 1e6)
 
-/* Worker thread: allocate a file and hand its extents to the module. */
+/* Worker thread: allocate the file and/or hand its extents to the module. */
 static void
-grow_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
+storage_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
 {
 	GrowData *data = task_data;
-	g_autoptr(BsStorageFile) file = NULL;
 	GError *error = NULL;
 
 	data->started_ns = bs_monotonic_ns ();
-	file = bs_storage_file_allocate (data->dir, data->name, data->size, &error);
-	if (file == NULL) {
+	if (data->fill && !bs_storage_file_fill (data->file, &error)) {
 		g_task_return_error (task, error);
 		return;
 	}
-	data->append_ns = bs_monotonic_ns ();
-	if (!bs_control_snapshot_append_storage (data->control, &data->id, &file->dev,
-	                                         (struct blksnap_sectors *) file->ranges->data,
-	                                         file->ranges->len, &error)) {
-		/* the module took none of it (it checks all ranges first) */
-		bs_storage_file_remove (file->path, NULL);
-		g_task_return_error (task, error);
-		return;
+	if (data->append) {
+		data->append_ns = bs_monotonic_ns ();
+		if (!bs_control_snapshot_append_storage (data->control, &data->id,
+		                                         &data->file->dev,
+		                                         (struct blksnap_sectors *)
+		                                         data->file->ranges->data,
+		                                         data->file->ranges->len, &error)) {
+			/* the module took none of it (it checks all ranges first) */
+			bs_storage_file_remove (data->file->path, NULL);
+			g_task_return_error (task, error);
+			return;
+		}
+		data->appended_ns = bs_monotonic_ns ();
 	}
-	data->appended_ns = bs_monotonic_ns ();
-	g_task_return_pointer (task, g_steal_pointer (&file),
-	                       (GDestroyNotify) bs_storage_file_free);
+	g_task_return_boolean (task, TRUE);
+}
+
+static GrowData *
+grow_data_new (BsSnapshot *self, BsStorageFile *file, gboolean fill, gboolean append)
+{
+	GrowData *data = g_new0 (GrowData, 1);
+
+	data->control = g_object_ref (self->control);
+	data->id = self->record->id;
+	data->file = file;
+	data->fill = fill;
+	data->append = append;
+	data->queued_ns = bs_monotonic_ns ();
+	return data;
+}
+
+/* A new file's name: the id in it lets recovery tell whose file it is
+ * even if the daemon died before writing the state file. */
+static gchar *
+snapshot_file_name (BsSnapshot *self, gboolean spare)
+{
+	return g_strdup_printf ("%s-%u-%" G_GINT64_FORMAT "%s", self->id_hex, self->file_seq++,
+	                        g_get_real_time (),
+	                        spare ? BS_STORAGE_SPARE_SUFFIX : BS_STORAGE_SUFFIX);
+}
+
+/* Bytes the limit still allows, counting what is under way. */
+static guint64
+snapshot_room (BsSnapshot *self)
+{
+	guint64 taken = bs_snapshot_get_allocated (self) + self->pending;
+
+	if (self->record->limit == 0)
+		return G_MAXUINT64;
+	return self->record->limit - MIN (self->record->limit, taken);
+}
+
+/* Removes the spare file (not appended) and forgets it. */
+static void
+snapshot_drop_spare (BsSnapshot *self, const gchar *why)
+{
+	g_autoptr(GError) error = NULL;
+
+	if (self->spare == NULL)
+		return;
+	bs_snapshot_log (self, G_LOG_LEVEL_INFO, "dropping the spare of %" G_GUINT64_FORMAT
+	                 " MiB: %s", self->spare->size / BS_MIB, why);
+	if (!bs_storage_file_remove (self->spare->path, &error))
+		bs_snapshot_log (self, G_LOG_LEVEL_WARNING, "%s", error->message);
+	g_clear_pointer (&self->spare, bs_storage_file_free);
+	g_clear_pointer (&self->record->spare, g_free);
+	g_signal_emit (self, signals[SIGNAL_RECORD_CHANGED], 0);
+}
+
+/* The free space of the storage filesystem beyond its reserve. */
+static gboolean
+snapshot_fs_room (BsSnapshot *self, guint64 *room, guint64 *free_out, guint64 *reserve_out,
+                  GError **error)
+{
+	guint64 free_bytes, fs_bytes, reserve;
+
+	if (!bs_storage_fs_space (self->storage_dir, &free_bytes, &fs_bytes, error))
+		return FALSE;
+	reserve = self->reserve_percent > 0 ? fs_bytes / 100 * self->reserve_percent
+	                                    : self->reserve_bytes;
+	*room = free_bytes > reserve ? free_bytes - reserve : 0;
+	if (free_out != NULL)
+		*free_out = free_bytes;
+	if (reserve_out != NULL)
+		*reserve_out = reserve;
+	return TRUE;
 }
 
 static void
@@ -305,14 +397,18 @@ grow_thread_done (GObject *source, GAsyncResult *res, gpointer user_data)
 	BsSnapshot *self = BS_SNAPSHOT (source);
 	g_autoptr(GTask) outer = G_TASK (user_data);
 	GrowData *data = g_task_get_task_data (G_TASK (res));
-	g_autoptr(BsStorageFile) file = NULL;
+	BsStorageFile *file = data->file;
 	GError *error = NULL;
 
-	self->pending -= data->size;
-	file = g_task_propagate_pointer (G_TASK (res), &error);
-	if (file == NULL) {
+	self->pending -= file->size;
+	if (!g_task_propagate_boolean (G_TASK (res), &error)) {
 		bs_snapshot_log (self, G_LOG_LEVEL_WARNING, "cannot add %" G_GUINT64_FORMAT
-		                 " MiB of storage: %s", data->size / BS_MIB, error->message);
+		                 " MiB of storage%s: %s", file->size / BS_MIB,
+		                 data->spare ? " from the spare" : "", error->message);
+		if (data->spare) {
+			g_clear_pointer (&self->record->spare, g_free);
+			g_signal_emit (self, signals[SIGNAL_RECORD_CHANGED], 0);
+		}
 		self->low_space_ns = 0;
 		self->deferred_ns = 0;
 		g_task_return_error (outer, error);
@@ -324,15 +420,25 @@ grow_thread_done (GObject *source, GAsyncResult *res, gpointer user_data)
 		                         "snapshot %s was destroyed", self->id_string);
 		return;
 	}
+	if (data->spare) {
+		/* an appended spare is a storage file like the others */
+		g_autofree gchar *name = snapshot_file_name (self, FALSE);
+		g_autoptr(GError) error_rename = NULL;
+
+		if (!bs_storage_file_rename (file, name, &error_rename))
+			bs_snapshot_log (self, G_LOG_LEVEL_WARNING, "%s", error_rename->message);
+		g_clear_pointer (&self->record->spare, g_free);
+	}
 	g_ptr_array_add (self->record->files, g_strdup (file->path));
 	bs_snapshot_refresh (self, NULL);
 	bs_snapshot_log (self, G_LOG_LEVEL_MESSAGE,
-	                 "added %" G_GUINT64_FORMAT " MiB of storage (%u ranges on %u:%u), "
+	                 "added %" G_GUINT64_FORMAT " MiB of storage%s (%u ranges on %u:%u), "
 	                 "%" G_GUINT64_FORMAT " MiB in all", file->size / BS_MIB,
-	                 file->ranges->len, file->dev.major, file->dev.minor,
+	                 data->spare ? " from the spare" : "", file->ranges->len,
+	                 file->dev.major, file->dev.minor,
 	                 bs_snapshot_get_allocated (self) / BS_MIB);
 	if (self->low_space_ns != 0) {
-		/* how long the module waited for more room */
+		/* how long the module waited for more room, and where it went */
 		bs_snapshot_log (self, G_LOG_LEVEL_MESSAGE,
 		                 "low-space event answered in %.1f ms (read by the watcher "
 		                 "%.1f, main loop %.1f, worker %.1f, fallocate %.1f, fsync %.1f, "
@@ -341,12 +447,19 @@ grow_thread_done (GObject *source, GAsyncResult *res, gpointer user_data)
 		                 MS (self->event_read_ns, self->low_space_ns),
 		                 MS (self->event_handled_ns, self->event_read_ns),
 		                 MS (data->started_ns, data->queued_ns),
-		                 file->fallocate_ns / 1e6, file->fsync_ns / 1e6,
-		                 file->fiemap_ns / 1e6, MS (data->appended_ns, data->append_ns));
+		                 data->fill ? file->fallocate_ns / 1e6 : 0.0,
+		                 data->fill ? file->fsync_ns / 1e6 : 0.0,
+		                 data->fill ? file->fiemap_ns / 1e6 : 0.0,
+		                 MS (data->appended_ns, data->append_ns));
 		self->low_space_ns = 0;
 	}
+	/* the manager saves the state */
 	g_signal_emit (self, signals[SIGNAL_STORAGE_APPENDED], 0, file->size,
 	               bs_snapshot_get_allocated (self));
+	/* an explicit growth may have taken the room the spare was kept for */
+	if (self->spare != NULL && self->spare->size > snapshot_room (self))
+		snapshot_drop_spare (self, "the limit has no room for it any more");
+	snapshot_refill_spare (self, NULL);
 	/*
 	 * The module re-arms its low-space event with each append and raises
 	 * it once per crossing: an event raised after this append started
@@ -356,10 +469,12 @@ grow_thread_done (GObject *source, GAsyncResult *res, gpointer user_data)
 	 */
 	if (self->deferred_ns > data->append_ns) {
 		self->low_space_ns = self->deferred_ns;
+		self->event_read_ns = self->deferred_read_ns;
+		self->event_handled_ns = self->deferred_handled_ns;
 		self->deferred_ns = 0;
 		bs_snapshot_log (self, G_LOG_LEVEL_MESSAGE,
 		                 "the module asked for more during that growth: growing again");
-		snapshot_auto_grow (self, 0);
+		snapshot_answer_low_space (self, 0);
 	}
 	self->deferred_ns = 0;
 	g_task_return_boolean (outer, TRUE);
@@ -372,19 +487,28 @@ snapshot_auto_grow_done (GObject *source, GAsyncResult *res, gpointer user_data)
 	bs_snapshot_grow_finish (BS_SNAPSHOT (source), res, NULL);
 }
 
-/* The answer to a low-space event: the grow step (or what the module asks
- * for, if more), within the limit. */
+/* Hands the spare to the module. */
+static void
+snapshot_append_spare (BsSnapshot *self)
+{
+	BsStorageFile *file = g_steal_pointer (&self->spare);
+	GTask *outer = g_task_new (self, NULL, snapshot_auto_grow_done, NULL);
+	g_autoptr(GTask) task = g_task_new (self, NULL, grow_thread_done, outer);
+	GrowData *data = grow_data_new (self, file, FALSE, TRUE);
+
+	data->spare = TRUE;
+	self->pending += file->size;
+	g_task_set_task_data (task, data, (GDestroyNotify) grow_data_free);
+	g_task_run_in_thread (task, storage_thread);
+}
+
+/* Without a spare: the grow step (or what the module asks for, if more),
+ * within the limit, allocated now. */
 static void
 snapshot_auto_grow (BsSnapshot *self, guint64 requested)
 {
-	guint64 size = MAX (self->record->grow_step, requested);
+	guint64 size = MIN (MAX (self->record->grow_step, requested), snapshot_room (self));
 
-	if (self->record->limit != 0) {
-		guint64 room = self->record->limit - MIN (self->record->limit,
-		                                          bs_snapshot_get_allocated (self) +
-		                                          self->pending);
-		size = MIN (size, room);
-	}
 	if (size == 0) {
 		self->low_space_ns = 0;
 		bs_snapshot_log (self, G_LOG_LEVEL_WARNING,
@@ -395,25 +519,172 @@ snapshot_auto_grow (BsSnapshot *self, guint64 requested)
 	bs_snapshot_grow_async (self, size, snapshot_auto_grow_done, NULL);
 }
 
-/* May @size more bytes be allocated? */
+/* The answer to a low-space event (self->low_space_ns is set). */
+static void
+snapshot_answer_low_space (BsSnapshot *self, guint64 requested)
+{
+	if (self->spare != NULL) {
+		if (self->spare->size <= snapshot_room (self)) {
+			snapshot_append_spare (self);
+			return;
+		}
+		snapshot_drop_spare (self, "the limit has no room for it any more");
+	}
+	if (self->refill_size > 0) {
+		/* it is the quickest way to more room */
+		bs_snapshot_log (self, G_LOG_LEVEL_MESSAGE,
+		                 "waiting for the spare being allocated");
+		self->spare_wanted = TRUE;
+		return;
+	}
+	snapshot_auto_grow (self, requested);
+}
+
+static void
+refill_thread_done (GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	BsSnapshot *self = BS_SNAPSHOT (source);
+	g_autoptr(GPtrArray) waiters = g_steal_pointer (&self->refill_waiters);
+	GrowData *data = g_task_get_task_data (G_TASK (res));
+	g_autoptr(BsStorageFile) file = g_steal_pointer (&data->file);
+	g_autoptr(GError) error = NULL;
+	gboolean wanted = self->spare_wanted;
+
+	self->refill_size = 0;
+	self->spare_wanted = FALSE;
+	if (self->destroyed) {
+		/* removed by path already; the blocks go with the last fd */
+		bs_storage_file_remove (file->path, NULL);
+	} else if (!g_task_propagate_boolean (G_TASK (res), &error)) {
+		bs_snapshot_log (self, G_LOG_LEVEL_WARNING, "cannot allocate a spare of %"
+		                 G_GUINT64_FORMAT " MiB: %s", file->size / BS_MIB, error->message);
+		g_clear_pointer (&self->record->spare, g_free);
+		g_signal_emit (self, signals[SIGNAL_RECORD_CHANGED], 0);
+		if (wanted)
+			snapshot_auto_grow (self, 0);
+	} else {
+		bs_snapshot_log (self, G_LOG_LEVEL_INFO,
+		                 "spare of %" G_GUINT64_FORMAT " MiB ready in %.1f ms (fallocate "
+		                 "%.1f, fsync %.1f, FIEMAP %.1f)", file->size / BS_MIB,
+		                 MS (bs_monotonic_ns (), data->queued_ns), file->fallocate_ns / 1e6,
+		                 file->fsync_ns / 1e6, file->fiemap_ns / 1e6);
+		self->spare = g_steal_pointer (&file);
+		if (wanted) {
+			snapshot_answer_low_space (self, 0);
+		} else if (self->spare->size > snapshot_room (self)) {
+			/* an explicit growth took the room meanwhile */
+			snapshot_drop_spare (self, "the limit has no room for it any more");
+			snapshot_refill_spare (self, NULL);
+		}
+	}
+	for (guint i = 0; waiters != NULL && i < waiters->len; i++)
+		g_task_return_boolean (g_ptr_array_index (waiters, i), TRUE);
+}
+
+/*
+ * Allocates a spare in the background if the snapshot has none: the size
+ * of an automatic growth, if the limit and the filesystem's reserve leave
+ * room for it (else smaller, or none). @outer, if given, returns when the
+ * spare is ready or known not to come (joining a refill under way); it
+ * never fails: a snapshot works without a spare, only slower to answer.
+ */
+static void
+snapshot_refill_spare (BsSnapshot *self, GTask *outer)
+{
+	g_autoptr(GTask) outer_owned = outer;
+	g_autoptr(GTask) task = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *name = NULL;
+	BsStorageFile *file;
+	guint64 size, fs_room;
+
+	if (self->refill_size > 0) {
+		if (outer_owned != NULL) {
+			if (self->refill_waiters == NULL)
+				self->refill_waiters = g_ptr_array_new_with_free_func (g_object_unref);
+			g_ptr_array_add (self->refill_waiters, g_steal_pointer (&outer_owned));
+		}
+		return;
+	}
+	if (self->destroyed || self->spare != NULL ||
+	    self->info.state == BLKSNAP_SNAPSHOT_CORRUPTED)
+		goto done;
+	size = MIN (MAX (self->record->grow_step, self->minimum), snapshot_room (self));
+	if (!snapshot_fs_room (self, &fs_room, NULL, NULL, &error)) {
+		bs_snapshot_log (self, G_LOG_LEVEL_WARNING, "no spare: %s", error->message);
+		goto done;
+	}
+	/* whole MiB, rounded down: never beyond the limit or the reserve */
+	size = MIN (size, fs_room) & ~(BS_MIB - 1);
+	if (size == 0)
+		goto done;
+	name = snapshot_file_name (self, TRUE);
+	/* named in the state before it exists: a crash leaves no unknown file */
+	self->record->spare = g_build_filename (self->storage_dir, name, NULL);
+	g_signal_emit (self, signals[SIGNAL_RECORD_CHANGED], 0);
+	file = bs_storage_file_create (self->storage_dir, name, size, &error);
+	if (file == NULL) {
+		bs_snapshot_log (self, G_LOG_LEVEL_WARNING, "no spare: %s", error->message);
+		g_clear_pointer (&self->record->spare, g_free);
+		g_signal_emit (self, signals[SIGNAL_RECORD_CHANGED], 0);
+		goto done;
+	}
+	self->refill_size = size;
+	if (outer_owned != NULL) {
+		self->refill_waiters = g_ptr_array_new_with_free_func (g_object_unref);
+		g_ptr_array_add (self->refill_waiters, g_steal_pointer (&outer_owned));
+	}
+	task = g_task_new (self, NULL, refill_thread_done, NULL);
+	g_task_set_task_data (task, grow_data_new (self, file, TRUE, FALSE),
+	                      (GDestroyNotify) grow_data_free);
+	g_task_run_in_thread (task, storage_thread);
+	return;
+done:
+	if (outer_owned != NULL)
+		g_task_return_boolean (outer_owned, TRUE);
+}
+
+/**
+ * bs_snapshot_refill_spare_async:
+ *
+ * Allocates the snapshot's spare file if it has none and there is room
+ * for one; finishes when it is ready (or will not come). Never fails.
+ */
+void
+bs_snapshot_refill_spare_async (BsSnapshot *self, GAsyncReadyCallback callback,
+                                gpointer user_data)
+{
+	snapshot_refill_spare (self, g_task_new (self, NULL, callback, user_data));
+}
+
+gboolean
+bs_snapshot_refill_spare_finish (BsSnapshot *self, GAsyncResult *res, GError **error)
+{
+	return g_task_propagate_boolean (G_TASK (res), error);
+}
+
+/* May @size more bytes be allocated? A spare in the way is dropped. */
 static gboolean
 snapshot_check_growth (BsSnapshot *self, guint64 size, GError **error)
 {
 	guint64 allocated = bs_snapshot_get_allocated (self) + self->pending;
-	guint64 free_bytes, fs_bytes, reserve;
+	guint64 room, free_bytes, reserve;
 
-	if (self->record->limit != 0 && allocated + size > self->record->limit) {
+	if (size > snapshot_room (self)) {
 		g_set_error (error, BS_ERROR, BS_ERROR_NO_SPACE,
 		             "the storage limit of %" G_GUINT64_FORMAT " MiB would be exceeded "
 		             "(%" G_GUINT64_FORMAT " MiB allocated)",
 		             self->record->limit / BS_MIB, allocated / BS_MIB);
 		return FALSE;
 	}
-	if (!bs_storage_fs_space (self->storage_dir, &free_bytes, &fs_bytes, error))
+	if (!snapshot_fs_room (self, &room, &free_bytes, &reserve, error))
 		return FALSE;
-	reserve = self->reserve_percent > 0 ? fs_bytes / 100 * self->reserve_percent
-	                                    : self->reserve_bytes;
-	if (free_bytes < size || free_bytes - size < reserve) {
+	if (size > room && self->spare != NULL && size <= room + self->spare->size) {
+		snapshot_drop_spare (self, "a growth needs its room on the filesystem");
+		if (!snapshot_fs_room (self, &room, &free_bytes, &reserve, error))
+			return FALSE;
+	}
+	if (size > room) {
 		g_set_error (error, BS_ERROR, BS_ERROR_NO_SPACE,
 		             "%s has %" G_GUINT64_FORMAT " MiB free; taking %" G_GUINT64_FORMAT
 		             " MiB would eat into its reserve of %" G_GUINT64_FORMAT " MiB",
@@ -438,8 +709,9 @@ bs_snapshot_grow_async (BsSnapshot *self, guint64 size, GAsyncReadyCallback call
 {
 	g_autoptr(GTask) outer = g_task_new (self, NULL, callback, user_data);
 	g_autoptr(GTask) task = NULL;
+	g_autofree gchar *name = NULL;
+	BsStorageFile *file;
 	GError *error = NULL;
-	GrowData *data;
 
 	size = bs_size_round_mib (MIN (size, BS_SIZE_MAX));
 	if (self->destroyed) {
@@ -456,21 +728,18 @@ bs_snapshot_grow_async (BsSnapshot *self, guint64 size, GAsyncReadyCallback call
 		g_task_return_error (outer, error);
 		return;
 	}
-	data = g_new0 (GrowData, 1);
-	data->control = g_object_ref (self->control);
-	data->id = self->record->id;
-	data->dir = g_strdup (self->storage_dir);
-	/* the id in the name lets recovery tell whose file it is even if the
-	 * daemon died before writing the state file */
-	data->name = g_strdup_printf ("%s-%u-%" G_GINT64_FORMAT BS_STORAGE_SUFFIX,
-	                              self->id_hex, self->file_seq++, g_get_real_time ());
-	data->size = size;
-	data->queued_ns = bs_monotonic_ns ();
+	/* created here, filled in the worker: a destroy meanwhile removes it */
+	name = snapshot_file_name (self, FALSE);
+	file = bs_storage_file_create (self->storage_dir, name, size, &error);
+	if (file == NULL) {
+		g_task_return_error (outer, error);
+		return;
+	}
 	self->pending += size;
-
 	task = g_task_new (self, NULL, grow_thread_done, g_steal_pointer (&outer));
-	g_task_set_task_data (task, data, (GDestroyNotify) grow_data_free);
-	g_task_run_in_thread (task, grow_thread);
+	g_task_set_task_data (task, grow_data_new (self, file, TRUE, TRUE),
+	                      (GDestroyNotify) grow_data_free);
+	g_task_run_in_thread (task, storage_thread);
 }
 
 gboolean
@@ -580,23 +849,32 @@ snapshot_handle_event (gpointer user_data)
 	case BLKSNAP_EVENT_LOW_FREE_SPACE: {
 		guint64 free_bytes = msg->event.low_space.free_sectors * 512;
 		guint64 requested = msg->event.low_space.requested_sectors * 512;
-		guint64 size = MAX (self->record->grow_step, requested);
 
-		bs_snapshot_refresh (self, NULL);
-		bs_snapshot_log (self, G_LOG_LEVEL_MESSAGE,
-		                 "low on storage: %" G_GUINT64_FORMAT " MiB free, module asks for %"
-		                 G_GUINT64_FORMAT " MiB; growing by %" G_GUINT64_FORMAT " MiB",
-		                 free_bytes / BS_MIB, requested / BS_MIB, size / BS_MIB);
-		g_signal_emit (self, signals[SIGNAL_LOW_SPACE], 0, free_bytes, requested);
-		if (self->pending > 0) {
-			bs_snapshot_log (self, G_LOG_LEVEL_MESSAGE, "a growth is under way already");
-			self->deferred_ns = MAX (self->deferred_ns, msg->event.time_label);
-			break;
-		}
 		self->low_space_ns = msg->event.time_label;
 		self->event_read_ns = msg->read_ns;
 		self->event_handled_ns = handled_ns;
-		snapshot_auto_grow (self, requested);
+		self->minimum = MAX (self->minimum, requested);
+		if (self->pending > 0) {
+			self->low_space_ns = 0;
+			bs_snapshot_log (self, G_LOG_LEVEL_MESSAGE,
+			                 "low on storage: %" G_GUINT64_FORMAT " MiB free, module asks "
+			                 "for %" G_GUINT64_FORMAT " MiB; a growth is under way already",
+			                 free_bytes / BS_MIB, requested / BS_MIB);
+			if (msg->event.time_label > self->deferred_ns) {
+				self->deferred_ns = msg->event.time_label;
+				self->deferred_read_ns = msg->read_ns;
+				self->deferred_handled_ns = handled_ns;
+			}
+		} else {
+			/* first the answer, then the news: the module is waiting */
+			snapshot_answer_low_space (self, requested);
+			bs_snapshot_log (self, G_LOG_LEVEL_MESSAGE,
+			                 "low on storage: %" G_GUINT64_FORMAT " MiB free, module asks "
+			                 "for %" G_GUINT64_FORMAT " MiB; growing", free_bytes / BS_MIB,
+			                 requested / BS_MIB);
+		}
+		bs_snapshot_refresh (self, NULL);
+		g_signal_emit (self, signals[SIGNAL_LOW_SPACE], 0, free_bytes, requested);
 		break;
 	}
 	case BLKSNAP_EVENT_CORRUPTED: {
@@ -730,6 +1008,16 @@ bs_snapshot_destroy (BsSnapshot *self, GError **error)
 			bs_snapshot_log (self, G_LOG_LEVEL_WARNING, "%s", error_rm->message);
 	}
 	g_ptr_array_set_size (self->record->files, 0);
+	/* the spare, ready or still being allocated (its worker holds an fd
+	 * and lets go of the blocks when it ends) */
+	if (self->record->spare != NULL) {
+		g_autoptr(GError) error_rm = NULL;
+
+		if (!bs_storage_file_remove (self->record->spare, &error_rm))
+			bs_snapshot_log (self, G_LOG_LEVEL_WARNING, "%s", error_rm->message);
+		g_clear_pointer (&self->record->spare, g_free);
+	}
+	g_clear_pointer (&self->spare, bs_storage_file_free);
 	bs_snapshot_log (self, G_LOG_LEVEL_MESSAGE, "destroyed");
 	return TRUE;
 }
@@ -796,6 +1084,22 @@ bs_snapshot_open_image (BsSnapshot *self, const BsDev *dev, GError **error)
 
 /* ------------------------------------------------------------- lifecycle */
 
+/* The module's low-space threshold: a spare of at least that much answers
+ * an event with one append. */
+static guint64
+snapshot_module_minimum (void)
+{
+	g_autofree gchar *text = NULL;
+	guint64 sectors;
+
+	if (!g_file_get_contents ("/sys/module/blksnap/parameters/diff_storage_minimum", &text,
+	                          NULL, NULL) ||
+	    !g_ascii_string_to_unsigned (g_strstrip (text), 10, 0, G_MAXUINT64 / 512, &sectors,
+	                                 NULL))
+		return 0;
+	return sectors * 512;
+}
+
 /**
  * bs_snapshot_new:
  * @record: (transfer full): the daemon's record of the snapshot
@@ -813,6 +1117,7 @@ bs_snapshot_new (BsControl *control, const gchar *storage_dir, BsStateRecord *re
 	self->id_string = bs_uuid_to_string (&record->id);
 	self->id_hex = bs_uuid_to_hex (&record->id);
 	self->file_seq = record->files->len;
+	self->minimum = snapshot_module_minimum ();
 	return self;
 }
 
@@ -825,6 +1130,7 @@ bs_snapshot_finalize (GObject *object)
 	g_object_unref (self->control);
 	g_free (self->storage_dir);
 	bs_state_record_free (self->record);
+	bs_storage_file_free (self->spare);
 	g_free (self->id_string);
 	g_free (self->id_hex);
 	g_array_unref (self->devices);
@@ -861,4 +1167,9 @@ bs_snapshot_class_init (BsSnapshotClass *klass)
 	signals[SIGNAL_VANISHED] =
 		g_signal_new ("vanished", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL,
 		              NULL, NULL, G_TYPE_NONE, 0);
+	/* the record (what the state file keeps) changed otherwise than by
+	 * ::storage-appended */
+	signals[SIGNAL_RECORD_CHANGED] =
+		g_signal_new ("record-changed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
+		              NULL, NULL, NULL, G_TYPE_NONE, 0);
 }

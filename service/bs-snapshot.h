@@ -39,6 +39,10 @@ void           bs_snapshot_set_reserve  (BsSnapshot *self, const BsConfig *confi
 void           bs_snapshot_grow_async   (BsSnapshot *self, guint64 size,
                                          GAsyncReadyCallback callback, gpointer user_data);
 gboolean       bs_snapshot_grow_finish  (BsSnapshot *self, GAsyncResult *res, GError **error);
+void           bs_snapshot_refill_spare_async (BsSnapshot *self, GAsyncReadyCallback callback,
+                                               gpointer user_data);
+gboolean       bs_snapshot_refill_spare_finish (BsSnapshot *self, GAsyncResult *res,
+                                                GError **error);
 void           bs_snapshot_take_async   (BsSnapshot *self,
                                          GAsyncReadyCallback callback, gpointer user_data);
 gboolean       bs_snapshot_take_finish  (BsSnapshot *self, GAsyncResult *res, GError **error);

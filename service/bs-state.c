@@ -23,6 +23,7 @@ bs_state_record_free (BsStateRecord *record)
 	if (record == NULL)
 		return;
 	g_free (record->bound_to);
+	g_free (record->spare);
 	g_ptr_array_unref (record->files);
 	g_free (record);
 }
@@ -51,6 +52,7 @@ bs_state_to_data (GPtrArray *records)
 		g_key_file_set_uint64 (kf, group, "GrowStep", r->grow_step);
 		g_key_file_set_string_list (kf, group, "Files",
 		                            (const gchar *const *) r->files->pdata, r->files->len);
+		g_key_file_set_string (kf, group, "Spare", r->spare != NULL ? r->spare : "");
 	}
 	return g_key_file_to_data (kf, NULL, NULL);
 }
@@ -125,6 +127,15 @@ bs_state_load_data (const gchar *data, GError **error)
 			}
 			g_ptr_array_add (r->files, g_strdup (files[j]));
 		}
+		/* optional: state files of 0.1.0 have no spares */
+		r->spare = g_key_file_get_string (kf, groups[i], "Spare", NULL);
+		if (r->spare != NULL && r->spare[0] == '\0')
+			g_clear_pointer (&r->spare, g_free);
+		if (r->spare != NULL && !g_path_is_absolute (r->spare)) {
+			g_set_error (error, BS_ERROR, BS_ERROR_INVALID_ARGUMENT,
+			             "[%s] Spare: '%s' is not an absolute path", groups[i], r->spare);
+			return NULL;
+		}
 		g_ptr_array_add (records, g_steal_pointer (&r));
 	}
 	return g_steal_pointer (&records);
@@ -169,4 +180,24 @@ bs_state_save (const gchar *path, GPtrArray *records, GError **error)
 	                                 G_FILE_SET_CONTENTS_CONSISTENT |
 	                                 G_FILE_SET_CONTENTS_DURABLE,
 	                                 0600, error);
+}
+
+/**
+ * bs_state_spare_fate:
+ * @kernel_bytes: the storage the kernel's snapshot has
+ * @files_bytes: the sizes of the snapshot's storage files, summed
+ * @spare_bytes: the size of its spare file
+ *
+ * A spare is appended before the state file says so: after a crash in
+ * between, only the sizes tell whether the module has it. The module's
+ * storage is exactly the sum of what was appended.
+ */
+BsSpareFate
+bs_state_spare_fate (guint64 kernel_bytes, guint64 files_bytes, guint64 spare_bytes)
+{
+	if (kernel_bytes == files_bytes)
+		return BS_SPARE_UNUSED;
+	if (files_bytes <= G_MAXUINT64 - spare_bytes && kernel_bytes == files_bytes + spare_bytes)
+		return BS_SPARE_APPENDED;
+	return BS_SPARE_UNKNOWN;
 }

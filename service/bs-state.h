@@ -22,7 +22,15 @@ typedef struct {
 	guint64    limit;
 	guint64    grow_step;
 	GPtrArray *files;        /* paths of storage files */
+	gchar     *spare;        /* a file allocated ahead, not appended, or NULL */
 } BsStateRecord;
+
+/* What became of a spare file when the daemon stopped, told by the sizes. */
+typedef enum {
+	BS_SPARE_UNUSED,    /* the kernel has just the files: the spare is free */
+	BS_SPARE_APPENDED,  /* the kernel has the files and the spare */
+	BS_SPARE_UNKNOWN,   /* neither: the module may be writing to it */
+} BsSpareFate;
 
 BsStateRecord *bs_state_record_new  (const BsUuid *id);
 void           bs_state_record_free (BsStateRecord *record);
@@ -32,5 +40,8 @@ GPtrArray *bs_state_load_data (const gchar *data, GError **error);
 gchar     *bs_state_to_data   (GPtrArray *records);
 GPtrArray *bs_state_load      (const gchar *path, GError **error);
 gboolean   bs_state_save      (const gchar *path, GPtrArray *records, GError **error);
+
+BsSpareFate bs_state_spare_fate (guint64 kernel_bytes, guint64 files_bytes,
+                                 guint64 spare_bytes);
 
 G_END_DECLS

@@ -6,6 +6,7 @@
 #include <linux/blksnap.h>
 #include <linux/fs.h>
 #include <linux/magic.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -38,6 +39,8 @@ bs_storage_file_free (BsStorageFile *file)
 {
 	if (file == NULL)
 		return;
+	if (file->fd >= 0)
+		close (file->fd);
 	g_free (file->path);
 	if (file->ranges != NULL)
 		g_array_unref (file->ranges);
@@ -279,29 +282,31 @@ storage_read_extents (gint fd, GArray *ranges, GError **error)
 }
 
 /**
- * bs_storage_file_allocate:
+ * bs_storage_file_create:
  * @dir: a directory checked with bs_storage_prepare_dir()
  * @name: a new file name in @dir (no slash)
- * @size: bytes, a multiple of 512
+ * @size: bytes to allocate later, a multiple of 512
  *
- * Creates the file (it must not exist; symlinks are not followed),
- * allocates @size bytes, syncs it and reads its extents. On failure the
- * file is removed again. Blocks for as long as fallocate() and fsync()
- * take: call it from a worker thread.
+ * Creates the file (it must not exist; symlinks are not followed) and
+ * checks that its filesystem is fit, without allocating anything: only
+ * quick metadata work, so the main loop may call it. The file exists on
+ * return, so whoever removes the snapshot's files by path removes it even
+ * while bs_storage_file_fill() still works on it. On failure nothing is
+ * left.
  *
- * Returns: (transfer full): the file and its ranges, or %NULL
+ * Returns: (transfer full): the file, open, or %NULL
  */
 BsStorageFile *
-bs_storage_file_allocate (const gchar *dir, const gchar *name, guint64 size, GError **error)
+bs_storage_file_create (const gchar *dir, const gchar *name, guint64 size, GError **error)
 {
 	g_autoptr(BsStorageFile) file = g_new0 (BsStorageFile, 1);
 	g_autofree gchar *sysfs = NULL;
 	struct statfs sfs;
 	struct stat st;
-	gint dirfd, fd = -1;
+	gint dirfd;
 	gint errsv;
-	guint64 t;
 
+	file->fd = -1;
 	if (size == 0 || size % 512 != 0 || strchr (name, '/') != NULL) {
 		g_set_error (error, BS_ERROR, BS_ERROR_INVALID_ARGUMENT,
 		             "bad storage file request %s (%" G_GUINT64_FORMAT " bytes)",
@@ -318,8 +323,9 @@ bs_storage_file_allocate (const gchar *dir, const gchar *name, guint64 size, GEr
 		g_set_error (error, BS_ERROR, BS_ERROR_FAILED, "%s: %s", dir, g_strerror (errsv));
 		return NULL;
 	}
-	fd = openat (dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0) {
+	file->fd = openat (dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+	                   0600);
+	if (file->fd < 0) {
 		errsv = errno;
 		close (dirfd);
 		g_set_error (error, BS_ERROR, bs_error_from_errno (errsv), "create %s: %s",
@@ -327,7 +333,7 @@ bs_storage_file_allocate (const gchar *dir, const gchar *name, guint64 size, GEr
 		return NULL;
 	}
 
-	if (fstatfs (fd, &sfs) != 0) {
+	if (fstatfs (file->fd, &sfs) != 0) {
 		errsv = errno;
 		g_set_error (error, BS_ERROR, BS_ERROR_FAILED, "statfs %s: %s", file->path,
 		             g_strerror (errsv));
@@ -335,7 +341,7 @@ bs_storage_file_allocate (const gchar *dir, const gchar *name, guint64 size, GEr
 	}
 	if (!bs_storage_check_fs_type (sfs.f_type, error))
 		goto fail;
-	if (fstat (fd, &st) != 0) {
+	if (fstat (file->fd, &st) != 0) {
 		errsv = errno;
 		g_set_error (error, BS_ERROR, BS_ERROR_FAILED, "stat %s: %s", file->path,
 		             g_strerror (errsv));
@@ -350,19 +356,43 @@ bs_storage_file_allocate (const gchar *dir, const gchar *name, guint64 size, GEr
 		             file->dev.major, file->dev.minor);
 		goto fail;
 	}
+	close (dirfd);
+	return g_steal_pointer (&file);
+fail:
+	unlinkat (dirfd, name, 0);
+	close (dirfd);
+	return NULL;
+}
+
+/**
+ * bs_storage_file_fill:
+ * @file: from bs_storage_file_create()
+ *
+ * Allocates the file's blocks, syncs them and reads its extents into
+ * @file->ranges, then closes it. Blocks for as long as fallocate() and
+ * fsync() take: call it from a worker thread. On failure the file is
+ * removed.
+ */
+gboolean
+bs_storage_file_fill (BsStorageFile *file, GError **error)
+{
+	gint errsv;
+	guint64 t;
+
+	g_return_val_if_fail (file->fd >= 0, FALSE);
 	t = bs_monotonic_ns ();
-	if (fallocate (fd, 0, 0, size) != 0) {
+	if (fallocate (file->fd, 0, 0, file->size) != 0) {
 		errsv = errno;
 		g_set_error (error, BS_ERROR,
 		             errsv == EOPNOTSUPP ? BS_ERROR_INVALID_ARGUMENT
 		                                 : bs_error_from_errno (errsv),
-		             "allocate %" G_GUINT64_FORMAT " bytes for %s: %s", size,
+		             "allocate %" G_GUINT64_FORMAT " bytes for %s: %s", file->size,
 		             file->path, g_strerror (errsv));
 		goto fail;
 	}
 	file->fallocate_ns = bs_monotonic_ns () - t;
 	t = bs_monotonic_ns ();
-	if (fsync (fd) != 0) {
+	if (fsync (file->fd) != 0) {
 		errsv = errno;
 		g_set_error (error, BS_ERROR, BS_ERROR_FAILED, "fsync %s: %s", file->path,
 		             g_strerror (errsv));
@@ -370,25 +400,70 @@ bs_storage_file_allocate (const gchar *dir, const gchar *name, guint64 size, GEr
 	}
 	file->fsync_ns = bs_monotonic_ns () - t;
 	t = bs_monotonic_ns ();
-	if (!storage_read_extents (fd, file->ranges, error)) {
+	if (!storage_read_extents (file->fd, file->ranges, error)) {
 		g_prefix_error (error, "%s: ", file->path);
 		goto fail;
 	}
 	file->fiemap_ns = bs_monotonic_ns () - t;
-	if (bs_ranges_sectors (file->ranges) * 512 != size) {
+	if (bs_ranges_sectors (file->ranges) * 512 != file->size) {
 		g_set_error (error, BS_ERROR, BS_ERROR_FAILED,
 		             "%s: extents cover %" G_GUINT64_FORMAT " of %" G_GUINT64_FORMAT
-		             " bytes", file->path, bs_ranges_sectors (file->ranges) * 512, size);
+		             " bytes", file->path, bs_ranges_sectors (file->ranges) * 512,
+		             file->size);
 		goto fail;
 	}
-	close (fd);
-	close (dirfd);
-	return g_steal_pointer (&file);
+	close (file->fd);
+	file->fd = -1;
+	return TRUE;
 fail:
-	close (fd);
-	unlinkat (dirfd, name, 0);
-	close (dirfd);
-	return NULL;
+	g_array_set_size (file->ranges, 0);
+	close (file->fd);
+	file->fd = -1;
+	unlink (file->path);
+	return FALSE;
+}
+
+/**
+ * bs_storage_file_allocate:
+ *
+ * bs_storage_file_create() and bs_storage_file_fill() in one: blocks, so
+ * call it from a worker thread.
+ *
+ * Returns: (transfer full): the file and its ranges, or %NULL
+ */
+BsStorageFile *
+bs_storage_file_allocate (const gchar *dir, const gchar *name, guint64 size, GError **error)
+{
+	g_autoptr(BsStorageFile) file = bs_storage_file_create (dir, name, size, error);
+
+	if (file == NULL || !bs_storage_file_fill (file, error))
+		return NULL;
+	return g_steal_pointer (&file);
+}
+
+/**
+ * bs_storage_file_rename:
+ * @name: the new name in the same directory (no slash)
+ *
+ * Renames the file without replacing anything (RENAME_NOREPLACE); the
+ * extents stay where they are.
+ */
+gboolean
+bs_storage_file_rename (BsStorageFile *file, const gchar *name, GError **error)
+{
+	g_autofree gchar *dir = g_path_get_dirname (file->path);
+	g_autofree gchar *path = g_build_filename (dir, name, NULL);
+
+	if (strchr (name, '/') != NULL ||
+	    renameat2 (AT_FDCWD, file->path, AT_FDCWD, path, RENAME_NOREPLACE) != 0) {
+		gint errsv = strchr (name, '/') != NULL ? EINVAL : errno;
+		g_set_error (error, BS_ERROR, BS_ERROR_FAILED, "rename %s to %s: %s", file->path,
+		             name, g_strerror (errsv));
+		return FALSE;
+	}
+	g_free (file->path);
+	file->path = g_steal_pointer (&path);
+	return TRUE;
 }
 
 /* The clock of the module's event time labels (ktime_get_ns). */

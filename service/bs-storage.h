@@ -17,9 +17,12 @@
 G_BEGIN_DECLS
 
 #define BS_STORAGE_SUFFIX ".blksnap"
+/* a spare: allocated ahead, not handed to the module yet */
+#define BS_STORAGE_SPARE_SUFFIX ".spare" BS_STORAGE_SUFFIX
 
 typedef struct {
 	gchar   *path;
+	gint     fd;      /* open between create and fill, else -1 */
 	BsDev    dev;     /* block device holding the filesystem */
 	guint64  size;    /* bytes */
 	GArray  *ranges;  /* struct blksnap_sectors on @dev */
@@ -40,8 +43,13 @@ gboolean bs_storage_prepare_dir   (const gchar *dir, gboolean create, GError **e
 gboolean bs_storage_fs_space      (const gchar *dir, guint64 *free_bytes,
                                    guint64 *fs_bytes, GError **error);
 
+BsStorageFile *bs_storage_file_create   (const gchar *dir, const gchar *name,
+                                         guint64 size, GError **error);
+gboolean       bs_storage_file_fill     (BsStorageFile *file, GError **error);
 BsStorageFile *bs_storage_file_allocate (const gchar *dir, const gchar *name,
                                          guint64 size, GError **error);
+gboolean       bs_storage_file_rename   (BsStorageFile *file, const gchar *name,
+                                         GError **error);
 gboolean bs_storage_file_remove   (const gchar *path, GError **error);
 guint64  bs_monotonic_ns          (void);
 

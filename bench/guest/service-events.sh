@@ -50,9 +50,15 @@ growth_run() {
 	sleep 2
 	mbs=$(awk -F';' '{ printf "%.1f", $48 / 1024 }' "$TEST_TMP/fio.$name")
 	state=$(svc_prop "$snap" Snapshot State | cut -d' ' -f2 | tr -d '"')
-	tail -n +$((lines + 1)) "$SVC_LOG" | sed -n 's/.*low-space event answered in \([0-9.]*\) ms.*/\1/p' \
+	tail -n +$((lines + 1)) "$SVC_LOG" >"$TEST_TMP/log.$name"
+	sed -n 's/.*low-space event answered in \([0-9.]*\) ms.*/\1/p' "$TEST_TMP/log.$name" \
 		>"$TEST_TMP/lat.$name"
-	echo "result growth $name: fio ${mbs} MiB/s, $(wc -l <"$TEST_TMP/lat.$name") growths," \
+	# where the time of the slowest answers went
+	grep 'low-space event answered' "$TEST_TMP/log.$name" |
+		sed 's/.*answered in \([0-9.]*\) ms/\1 ms/' | sort -rn | head -3 |
+		sed "s/^/slowest $name: /"
+	echo "result growth $name: fio ${mbs} MiB/s, $(wc -l <"$TEST_TMP/lat.$name") growths" \
+		"($(grep -c 'of storage from the spare' "$TEST_TMP/log.$name") from the spare)," \
 		"$(($(svc_prop "$snap" Snapshot StorageAllocated | cut -d' ' -f2) / MiB)) MiB allocated," \
 		"state $state; latency ms $(percentiles "$TEST_TMP/lat.$name")"
 	svc_call "$snap" Snapshot.Destroy '{}' >/dev/null

@@ -39,6 +39,7 @@ test_state_round_trip (void)
 	a = record_new ("0123456789abcdef0123456789abcdef", 1000, ":1.42");
 	g_ptr_array_add (a->files, g_strdup ("/var/lib/blksnap/a-0.blksnap"));
 	g_ptr_array_add (a->files, g_strdup ("/var/lib/blksnap/a 1;x.blksnap"));
+	a->spare = g_strdup ("/var/lib/blksnap/a-2.spare.blksnap");
 	g_ptr_array_add (records, a);
 	b = record_new ("fedcba98-7654-3210-fedc-ba9876543210", 0, NULL);
 	g_ptr_array_add (records, b);
@@ -62,6 +63,7 @@ test_state_round_trip (void)
 		g_assert_cmpstr (x->bound_to, ==, y->bound_to);
 		g_assert_cmpuint (x->limit, ==, y->limit);
 		g_assert_cmpuint (x->grow_step, ==, y->grow_step);
+		g_assert_cmpstr (x->spare, ==, y->spare);
 		g_assert_cmpuint (x->files->len, ==, y->files->len);
 		for (guint j = 0; j < x->files->len; j++)
 			g_assert_cmpstr (g_ptr_array_index (x->files, j), ==,
@@ -91,6 +93,8 @@ test_corrupt_state_refused (void)
 		"Limit=0\nGrowStep=0\nBoundTo=\n",
 		"[Snapshot 0123456789abcdef0123456789abcdef]\nOwner=0\nCreated=0\nExpiry=0\n"
 		"Limit=0\nGrowStep=0\nBoundTo=\nFiles=relative.blksnap;\n",
+		"[Snapshot 0123456789abcdef0123456789abcdef]\nOwner=0\nCreated=0\nExpiry=0\n"
+		"Limit=0\nGrowStep=0\nBoundTo=\nSpare=relative.spare.blksnap\n",
 	};
 
 	for (guint i = 0; i < G_N_ELEMENTS (bad); i++) {
@@ -100,6 +104,38 @@ test_corrupt_state_refused (void)
 		g_assert_null (loaded);
 		g_assert_nonnull (error);
 	}
+}
+
+/* A state file written before spares existed still loads. */
+static void
+test_state_without_spare_loads (void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) loaded = bs_state_load_data (
+		"[Snapshot 0123456789abcdef0123456789abcdef]\nOwner=0\nCreated=0\nExpiry=0\n"
+		"Limit=0\nGrowStep=0\nBoundTo=\nFiles=/s/a.blksnap;\n", &error);
+	BsStateRecord *r;
+
+	g_assert_no_error (error);
+	g_assert_cmpuint (loaded->len, ==, 1);
+	r = g_ptr_array_index (loaded, 0);
+	g_assert_null (r->spare);
+	g_assert_cmpuint (r->files->len, ==, 1);
+}
+
+/* After a crash, the sizes tell whether the module got the spare. */
+static void
+test_spare_fate (void)
+{
+	const guint64 M = 1 << 20;
+
+	g_assert_cmpint (bs_state_spare_fate (256 * M, 256 * M, 256 * M), ==, BS_SPARE_UNUSED);
+	g_assert_cmpint (bs_state_spare_fate (512 * M, 256 * M, 256 * M), ==, BS_SPARE_APPENDED);
+	g_assert_cmpint (bs_state_spare_fate (288 * M, 256 * M, 32 * M), ==, BS_SPARE_APPENDED);
+	/* a file missing, or a snapshot the state did not know: keep it */
+	g_assert_cmpint (bs_state_spare_fate (512 * M, 0, 256 * M), ==, BS_SPARE_UNKNOWN);
+	g_assert_cmpint (bs_state_spare_fate (300 * M, 256 * M, 32 * M), ==, BS_SPARE_UNKNOWN);
+	g_assert_cmpint (bs_state_spare_fate (0, G_MAXUINT64, 2), ==, BS_SPARE_UNKNOWN);
 }
 
 static void
@@ -151,6 +187,8 @@ main (int argc, char **argv)
 	g_test_add_func ("/state/round-trip", test_state_round_trip);
 	g_test_add_func ("/state/missing-is-empty", test_missing_state_is_empty);
 	g_test_add_func ("/state/corrupt-refused", test_corrupt_state_refused);
+	g_test_add_func ("/state/without-spare-loads", test_state_without_spare_loads);
+	g_test_add_func ("/state/spare-fate", test_spare_fate);
 	g_test_add_func ("/ids/uuid-text", test_uuid_text);
 	g_test_add_func ("/ids/device-text", test_device_text);
 	return g_test_run ();

@@ -26,7 +26,9 @@
 #                             prints its output
 #   svc_user NAME [GROUP]     an unprivileged user (in GROUP)
 #   as_user NAME CMD...       run CMD as NAME
-#   storage_files             the storage files, sorted
+#   storage_files             all storage files, sorted
+#   appended_files            those handed to the module (not spares)
+#   spare_files               spares: allocated ahead, not appended yet
 #   BSIOCTL                   the ioctl tool (to check the kernel's side)
 
 SVC_NAME=org.blksnap.BlkSnap1
@@ -172,3 +174,5 @@ as_user() { # NAME CMD...
 }
 
 storage_files() { find "$SVC_STORE" -name '*.blksnap' | sort; }
+appended_files() { find "$SVC_STORE" -name '*.blksnap' ! -name '*.spare.blksnap' | sort; }
+spare_files() { find "$SVC_STORE" -name '*.spare.blksnap' | sort; }

@@ -7,7 +7,8 @@
 # the device. The daemon answers every event: StorageAllocated rises,
 # LowSpace and StorageAppended signals are seen on the bus, no Corrupted
 # signal, State stays "taken" (in the kernel too), and the image still
-# holds the region written before the take.
+# holds the region written before the take. The answers come from the
+# spare file allocated ahead, which is allocated again after each.
 # timeout: 240
 set -eu
 # shellcheck source=../lib.sh
@@ -52,7 +53,7 @@ run fio --name=churn --filename="$disk" --rw=randwrite --bs=64k --size=${written
 	--output="$TEST_TMP/fio.out"
 sleep 2	# a growth under way ends
 
-grep -E 'low on storage|added|answered|corrupt|cannot' "$SVC_LOG" || true
+grep -E 'low on storage|added|answered|spare|corrupt|cannot' "$SVC_LOG" || true
 allocated=$(svc_prop "$snap" Snapshot StorageAllocated | cut -d' ' -f2)
 used=$(svc_prop "$snap" Snapshot StorageUsed | cut -d' ' -f2)
 log "storage: $((used / MiB)) MiB used of $((allocated / MiB)) MiB allocated"
@@ -76,7 +77,11 @@ last=$(grep "$snap: $SVC_IFACE.Snapshot.StorageAppended" "$TEST_TMP/monitor" | t
 assert_eq "$last" "$allocated" "allocated in the last StorageAppended signal"
 grep -q "'StorageAllocated': <uint64 $allocated>" "$TEST_TMP/monitor" ||
 	fail "no PropertiesChanged for StorageAllocated $allocated"
-assert_eq "$(storage_files | wc -l)" $((appends)) "storage files (one per append)"
+assert_eq "$(appended_files | wc -l)" $((appends)) "storage files (one per append)"
+spared=$(grep -c "MiB of storage from the spare" "$SVC_LOG" || true)
+log "$spared growths from the spare"
+[ "$spared" -ge 1 ] || fail "no growth was answered from the spare"
+assert_eq "$(spare_files | wc -l)" 1 "spare files (allocated again after the last growth)"
 
 image=$("$SVC_OPEN_IMAGE" "$snap" "$disk" $((kept * MiB)) | sha256sum | cut -d' ' -f1)
 assert_eq "$image" "$before" "checksum of the image's first $kept MiB"

@@ -4,10 +4,11 @@
 # Every method of blksnapd, called with bad arguments (a wrong device, an
 # unknown snapshot, absurd sizes, bad options, the wrong D-Bus signature),
 # fails with a named error (org.blksnap.BlkSnap1.Error.*, or
-# org.freedesktop.DBus.Error.InvalidArgs for a wrong signature and
-# UnknownMethod for an object that does not exist) and changes nothing:
-# the exported objects, the kernel's trackers, CBT maps and snapshots, and
-# the storage directory are as before. The daemon answers on afterwards.
+# org.freedesktop.DBus.Error.InvalidArgs for a wrong signature) and
+# changes nothing: the exported objects, the kernel's trackers, CBT maps
+# and snapshots, and the storage directory are as before. A snapshot or
+# device object path that does not exist (never did, or destroyed) gives
+# Error.NotFound naming the path. The daemon answers on afterwards.
 # timeout: 240
 set -eu
 # shellcheck source=../lib.sh
@@ -118,7 +119,15 @@ bad InvalidArgument "$devobj" Device.MarkDirty "[(uint64 4096, uint64 1844674407
 bad InvalidArgument "$devobj" Device.MarkDirty "[(uint64 0, uint64 4096)]" "{'bogus': <1>}"
 badsig "$devobj" Device.MarkDirty array:uint32:1,2 dict:string:string:a,b
 badsig "$devobj" Device.GetChangedBlocks string:"$gen" uint32:0 dict:string:string:a,b
-bad org.freedesktop.DBus.Error.UnknownMethod "$SVC_ROOT/devices/${store_dev/:/_}" Device.ReadCbtMap '{}'
+bad NotFound "$SVC_ROOT/devices/${store_dev/:/_}" Device.ReadCbtMap '{}'
+bad NotFound "$SVC_ROOT/devices/${store_dev/:/_}" Device.MarkDirty "[(uint64 0, uint64 4096)]" '{}'
+bad NotFound "$SVC_ROOT/devices/doesnotexist" Device.GetChangedBlocks "$gen" 0 '{}'
+bad NotFound "$SVC_ROOT/devices/doesnotexist" org.freedesktop.DBus.Properties.Get \
+	$SVC_IFACE.Device Capacity
+grep -q "Error.NotFound: no device at $SVC_ROOT/devices/doesnotexist" "$TEST_TMP/err" ||
+	fail "the NotFound error does not name the path: $(cat "$TEST_TMP/err")"
+# the wrong signature on a missing object is still a wrong signature
+badsig "$SVC_ROOT/devices/doesnotexist" Device.ReadCbtMap string:x
 after=$(state)
 [ "$after" = "$before" ] || fail "the refused Manager and Device calls changed something:
 $(diff <(echo "$before") <(echo "$after"))"
@@ -143,10 +152,15 @@ badsig "$snap" Snapshot.AppendStorage string:x dict:string:string:a,b
 badsig "$snap" Snapshot.Take
 badsig "$snap" Snapshot.OpenImage uint64:1 dict:string:string:a,b
 unknown=$SVC_ROOT/snapshots/0123456789abcdef0123456789abcdef
-bad org.freedesktop.DBus.Error.UnknownMethod "$unknown" Snapshot.Destroy '{}'
-bad org.freedesktop.DBus.Error.UnknownMethod "$unknown" Snapshot.Take '{}'
-bad org.freedesktop.DBus.Error.UnknownMethod "$unknown" Snapshot.OpenImage "$disk" '{}'
-bad org.freedesktop.DBus.Error.UnknownMethod "$unknown" Snapshot.AppendStorage $MiB '{}'
+bad NotFound "$unknown" Snapshot.Destroy '{}'
+bad NotFound "$unknown" Snapshot.Take '{}'
+bad NotFound "$unknown" Snapshot.OpenImage "$disk" '{}'
+bad NotFound "$unknown" Snapshot.AppendStorage $MiB '{}'
+bad NotFound "$SVC_ROOT/snapshots/doesnotexist" Snapshot.Destroy '{}'
+grep -q "Error.NotFound: no snapshot at $SVC_ROOT/snapshots/doesnotexist" "$TEST_TMP/err" ||
+	fail "the NotFound error does not name the path: $(cat "$TEST_TMP/err")"
+bad NotFound "$SVC_ROOT/snapshots/doesnotexist" org.freedesktop.DBus.Properties.Get \
+	$SVC_IFACE.Snapshot State
 after=$(state)
 [ "$after" = "$before" ] || fail "the refused Snapshot calls changed something:
 $(diff <(echo "$before") <(echo "$after"))"
@@ -165,7 +179,10 @@ log "$n bad calls refused with the right error, nothing changed"
 svc_call "$snap" Snapshot.AppendStorage "uint64 $MiB" '{}' >/dev/null
 "$SVC_OPEN_IMAGE" "$snap" "$disk" 4096 >/dev/null || fail "OpenImage failed after the bad calls"
 svc_call "$snap" Snapshot.Destroy '{}' >/dev/null
+# the destroyed snapshot's path, and the untracked device's, are not found
+bad NotFound "$snap" Snapshot.Take '{}'
 svc_call $M Manager.UntrackDevice "$disk" '{}' >/dev/null
+bad NotFound "$devobj" Device.ReadCbtMap '{}'
 assert_eq "$(storage_files | wc -l)" 0 "storage files at the end"
 [ -z "$("$BSIOCTL" snapshot-list)$("$BSIOCTL" list)" ] || fail "kernel state left"
 kill -0 "$SVC_PID" || fail "blksnapd died"

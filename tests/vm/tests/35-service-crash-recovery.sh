@@ -6,6 +6,8 @@
 # not taken yet, with their owner, state, storage files; the taken one's
 # image intact, the other can still be taken), adopts a storage file of a
 # live snapshot the state file missed, and removes an orphan storage file.
+# The spare files (allocated ahead, named in the state file, never
+# appended) are removed and new ones allocated.
 # Killed again and the module reloaded in between (the kernel's snapshots
 # gone): the restarted daemon forgets them and removes all their storage
 # files.
@@ -46,8 +48,11 @@ props() { # OBJECT: what must survive a restart
 }
 a_props=$(props "$a")
 b_props=$(props "$b")
-files=$(storage_files)
+files=$(appended_files)
 assert_eq "$(wc -l <<<"$files")" 2 "storage files of the two snapshots"
+spares=$(spare_files)
+assert_eq "$(wc -l <<<"$spares")" 2 "spare files of the two snapshots"
+for f in $spares; do grep -qx "Spare=$f" "$SVC_STATE" || fail "$f is not in the state file"; done
 
 # 1. SIGKILL in the middle of writes to the taken snapshot's device
 fio --name=w --filename="$p1" --rw=write --bs=64k --size=32m --rate=8m --direct=1 \
@@ -69,9 +74,18 @@ grep -E 'adopt|orphan|gone' "$SVC_LOG" || true
 assert_eq "$(props "$a")" "$a_props" "properties of the taken snapshot after the restart"
 assert_eq "$(props "$b")" "$b_props" "properties of the created snapshot after the restart"
 [ ! -e "$orphan" ] || fail "the orphan storage file is still there"
-assert_eq "$(storage_files)" "$(sort <<<"$files
+assert_eq "$(appended_files)" "$(sort <<<"$files
 $missed")" "storage files after the restart (the missed one adopted)"
 grep -q "adopting storage file $missed" "$SVC_LOG" || fail "the missed file was not adopted"
+for f in $spares; do
+	[ ! -e "$f" ] || fail "the unused spare $f is still there"
+	grep -q "removing unused spare $f" "$SVC_LOG" || fail "nothing logged about the spare $f"
+done
+for _ in $(seq 100); do
+	[ "$(spare_files | wc -l)" = 2 ] && ! grep -q "^Spare=$" "$SVC_STATE" && break
+	sleep 0.1
+done
+assert_eq "$(spare_files | wc -l)" 2 "spare files allocated again after the restart"
 for id in "$a_id" "$b_id"; do grep -q "$id" "$SVC_STATE" || fail "$id not in the state file"; done
 image=$("$SVC_OPEN_IMAGE" "$a" "$p1" $((16 * MiB)) | sha256sum | cut -d' ' -f1)
 assert_eq "$image" "$before" "the adopted snapshot's image"
@@ -79,7 +93,7 @@ svc_call "$b" Snapshot.Take '{}' >/dev/null
 assert_eq "$(svc_prop "$b" Snapshot State)" 's "taken"' "State of the adopted snapshot after Take"
 # the adopted snapshots are watched: a growth by hand works and is recorded
 svc_call "$a" Snapshot.AppendStorage "uint64 $((8 * MiB))" '{}' >/dev/null
-assert_eq "$(storage_files | wc -l)" 4 "storage files after a growth"
+assert_eq "$(appended_files | wc -l)" 4 "storage files after a growth"
 
 # 2. killed again; the module reloaded meanwhile: the kernel's snapshots are gone
 svc_stop KILL
