@@ -22,7 +22,7 @@ echo "==> Building blksnap (module, blksnapd, blksnapctl) in ./build"
 [ -f build/build.ninja ] || meson setup build >/dev/null
 meson compile -C build >/dev/null
 [ -x build/client/blksnapctl ] ||
-	{ echo "demo.sh: blksnapctl was not built (apt-get install libjson-glib-dev)" >&2; exit 1; }
+	{ echo "demo.sh: blksnapctl was not built (apt-get install libjson-glib-dev libxxhash-dev)" >&2; exit 1; }
 
 dir=build/demo-results/$release
 cbt_log=$dir/10-track-write-show-cbt.log

@@ -156,7 +156,8 @@ changed_ranges (Ctx *ctx, const Target *t, GPtrArray *chain, GVariant *props, gb
 /* Backs up one device of the taken snapshot into @point_dir. */
 static BscDeviceEntry *
 backup_device (Ctx *ctx, const gchar *snapshot, const Target *t, GPtrArray *chain,
-               gboolean force_full, guint64 run_size, const gchar *point_dir, GError **error)
+               gboolean force_full, guint64 run_size, BscChecksum checksum,
+               const gchar *point_dir, GError **error)
 {
 	g_autoptr(BscDeviceEntry) e = bsc_device_entry_new ();
 	g_autoptr(GVariant) props = NULL;
@@ -178,6 +179,7 @@ backup_device (Ctx *ctx, const gchar *snapshot, const Target *t, GPtrArray *chai
 	e->device = g_strdup (t->majmin);
 	e->name = device_file_name (t->node);
 	e->data = g_strconcat (e->name, ".data", NULL);
+	e->checksum = checksum;
 	e->capacity = bsc_prop_u64 (props, "Capacity");
 	e->block_size = bsc_prop_u64 (props, "BlockSize");
 	if (!g_variant_lookup (props, "Generation", "&s", &gen))
@@ -234,8 +236,8 @@ backup_device (Ctx *ctx, const gchar *snapshot, const Target *t, GPtrArray *chai
 		return NULL;
 	}
 	progress = bsc_progress_new (e->name, total, !ctx->json && !ctx->quiet);
-	ok = bsc_copy_runs (in_fd, out_fd, runs, BSC_COPY_BACKUP, &bsc_cli_interrupted, progress,
-	                    &e->bytes_read, error);
+	ok = bsc_copy_runs (in_fd, out_fd, runs, e->checksum, BSC_COPY_BACKUP, &bsc_cli_interrupted,
+	                    progress, &e->bytes_read, error);
 	close (in_fd);
 	if (ok && fsync (out_fd) != 0)
 		ok = set_errno_error (error, "cannot sync", data_path);
@@ -257,24 +259,9 @@ json_add_entry (JsonBuilder *b, const BscDeviceEntry *e, gdouble secs)
 	for (guint i = 0; i < e->runs->len; i++)
 		changed += g_array_index (e->runs, BscRun, i).length;
 	json_builder_begin_object (b);
-	json_builder_set_member_name (b, "device");
-	json_builder_add_string_value (b, e->node);
-	json_builder_set_member_name (b, "type");
-	json_builder_add_string_value (b, e->full ? "full" : "incremental");
-	json_builder_set_member_name (b, "capacity");
-	json_builder_add_int_value (b, e->capacity);
-	json_builder_set_member_name (b, "block-size");
-	json_builder_add_int_value (b, e->block_size);
-	json_builder_set_member_name (b, "generation");
-	json_builder_add_string_value (b, e->generation);
-	json_builder_set_member_name (b, "changes-number");
-	json_builder_add_int_value (b, e->changes_number);
-	json_builder_set_member_name (b, "bytes-copied");
-	json_builder_add_int_value (b, changed);
-	json_builder_set_member_name (b, "bytes-read");
-	json_builder_add_int_value (b, e->bytes_read);
-	json_builder_set_member_name (b, "runs");
-	json_builder_add_int_value (b, e->runs->len);
+	bsc_device_entry_add_members (e, b);
+	bsc_json_member_int (b, "bytes-copied", changed);
+	bsc_json_member_int (b, "runs", e->runs->len);
 	json_builder_set_member_name (b, "seconds");
 	json_builder_add_double_value (b, secs);
 	json_builder_end_object (b);
@@ -284,10 +271,12 @@ gboolean
 bsc_cmd_backup (Ctx *ctx, gint argc, gchar **argv, GError **error)
 {
 	g_autofree gchar *to = NULL, *size_s = NULL, *limit_s = NULL, *run_s = NULL;
+	g_autofree gchar *checksum_s = NULL;
+	BscChecksum checksum = BSC_CHECKSUM_DEFAULT;
 	g_autofree gchar *snap_id = NULL, *snapshot = NULL;
 	g_autofree gchar *point_name = NULL, *partial = NULL, *final = NULL;
 	g_autofree gchar *manifest_path = NULL;
-	gboolean opt_full = FALSE, opt_incremental = FALSE, own_snapshot;
+	gboolean opt_full = FALSE, opt_incremental = FALSE, own_snapshot, created_to;
 	guint64 size = 0, limit = 0, run_size = DEFAULT_RUN_SIZE;
 	g_autoptr(GPtrArray) chain = NULL;
 	g_autoptr(BscManifest) manifest = bsc_manifest_new ();
@@ -308,6 +297,8 @@ bsc_cmd_backup (Ctx *ctx, gint argc, gchar **argv, GError **error)
 		  "Difference storage allocated at once", "SIZE" },
 		{ "limit", 'l', 0, G_OPTION_ARG_STRING, &limit_s,
 		  "Most difference storage to allocate", "SIZE" },
+		{ "checksum", 0, 0, G_OPTION_ARG_STRING, &checksum_s,
+		  "Checksum of each run: xxh3-128 (the default) or sha256", "ALGORITHM" },
 		{ "run-size", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, &run_s,
 		  "Unit of copy and checksum (4M)", "SIZE" },
 		{ NULL }
@@ -331,6 +322,11 @@ bsc_cmd_backup (Ctx *ctx, gint argc, gchar **argv, GError **error)
 	    (limit_s && !bsc_size_parse (limit_s, &limit, error)) ||
 	    (run_s && !bsc_size_parse (run_s, &run_size, error)))
 		return FALSE;
+	if (checksum_s && !bsc_checksum_from_name (checksum_s, &checksum, NULL)) {
+		g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+		             "--checksum: \"%s\" is neither xxh3-128 nor sha256", checksum_s);
+		return FALSE;
+	}
 	if (run_size < 4096 || run_size > (G_GUINT64_CONSTANT (256) << 20)) {
 		g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
 		             "--run-size must be between 4K and 256M");
@@ -376,6 +372,7 @@ bsc_cmd_backup (Ctx *ctx, gint argc, gchar **argv, GError **error)
 	point_name = bsc_point_dir_name (manifest->number);
 	final = g_build_filename (to, point_name, NULL);
 	partial = g_strconcat (final, ".partial", NULL);
+	created_to = !g_file_test (to, G_FILE_TEST_EXISTS);
 	if (g_mkdir_with_parents (to, 0700) != 0)
 		return set_errno_error (error, "cannot create", to);
 	remove_partial (partial);   /* a leftover of a killed run */
@@ -411,7 +408,7 @@ bsc_cmd_backup (Ctx *ctx, gint argc, gchar **argv, GError **error)
 	for (guint i = 0; i < targets->len; i++) {
 		const Target *t = &g_array_index (targets, Target, i);
 		BscDeviceEntry *e = backup_device (ctx, snapshot, t, chain, opt_full, run_size,
-		                                   partial, error);
+		                                   checksum, partial, error);
 
 		if (e == NULL)
 			goto out;
@@ -439,12 +436,9 @@ bsc_cmd_backup (Ctx *ctx, gint argc, gchar **argv, GError **error)
 		g_autoptr(JsonBuilder) b = json_builder_new ();
 
 		json_builder_begin_object (b);
-		json_builder_set_member_name (b, "point");
-		json_builder_add_int_value (b, manifest->number);
-		json_builder_set_member_name (b, "directory");
-		json_builder_add_string_value (b, final);
-		json_builder_set_member_name (b, "snapshot");
-		json_builder_add_string_value (b, manifest->snapshot);
+		bsc_json_member_int (b, "point", manifest->number);
+		bsc_json_member_string (b, "directory", final);
+		bsc_json_member_string (b, "snapshot", manifest->snapshot);
 		json_builder_set_member_name (b, "devices");
 		json_builder_begin_array (b);
 		for (guint i = 0; i < manifest->devices->len; i++) {
@@ -464,8 +458,12 @@ bsc_cmd_backup (Ctx *ctx, gint argc, gchar **argv, GError **error)
 			bsc_cli_print_json (b);
 	}
 out:
-	if (!ok)
+	if (!ok) {
 		remove_partial (partial);
+		/* a refused first backup leaves no empty chain behind */
+		if (created_to)
+			g_rmdir (to);
+	}
 	if (own_snapshot && snapshot != NULL &&
 	    !bsc_cli_snapshot_destroy (ctx, snapshot, &cleanup_error)) {
 		/* bound to our connection: the service drops it when we exit */
@@ -570,8 +568,8 @@ bsc_cmd_restore (Ctx *ctx, gint argc, gchar **argv, GError **error)
 			return FALSE;
 		}
 		progress = bsc_progress_new (pname, total, !ctx->json && !ctx->quiet);
-		ok = bsc_copy_runs (in_fd, out_fd, runs, BSC_COPY_VERIFY, &bsc_cli_interrupted,
-		                    progress, &done, error);
+		ok = bsc_copy_runs (in_fd, out_fd, runs, s->entry->checksum, BSC_COPY_VERIFY,
+		                    &bsc_cli_interrupted, progress, &done, error);
 		close (in_fd);
 		if (!ok) {
 			g_prefix_error (error, "point %u of %s (%s): ", s->point->number,
@@ -594,19 +592,15 @@ bsc_cmd_restore (Ctx *ctx, gint argc, gchar **argv, GError **error)
 		g_autofree gchar *sz = bsc_size_format (written);
 
 		json_builder_begin_object (b);
-		json_builder_set_member_name (b, "target");
-		json_builder_add_string_value (b, to);
-		json_builder_set_member_name (b, "device");
-		json_builder_add_string_value (b, last->entry->node);
-		json_builder_set_member_name (b, "point");
-		json_builder_add_int_value (b, last->point->number);
+		bsc_json_member_string (b, "target", to);
+		bsc_json_member_string (b, "device", last->entry->node);
+		bsc_json_member_int (b, "point", last->point->number);
 		json_builder_set_member_name (b, "points-applied");
 		json_builder_begin_array (b);
 		for (guint i = 0; i < steps->len; i++)
 			json_builder_add_int_value (b, g_array_index (steps, BscRestoreStep, i).point->number);
 		json_builder_end_array (b);
-		json_builder_set_member_name (b, "bytes-written");
-		json_builder_add_int_value (b, written);
+		bsc_json_member_int (b, "bytes-written", written);
 		json_builder_set_member_name (b, "seconds");
 		json_builder_add_double_value (b, (g_get_monotonic_time () - start) / 1e6);
 		json_builder_end_object (b);

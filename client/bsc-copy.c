@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 
+#define _GNU_SOURCE  /* O_DIRECT */
+
 #include <errno.h>
 #include <fcntl.h>
 #include <gio/gio.h>
@@ -89,23 +91,67 @@ bsc_progress_free (BscProgress *p)
 
 /* -------------------------------------------------------------- copy */
 
-#define BUFFERS 4
+/*
+ * The copy is a pipeline over a few buffers (slots): one thread reads the
+ * runs in order, a pool of workers checksums them in parallel (the one
+ * costly step on a slow CPU), and the calling thread takes them back in
+ * run order to record or check the sums and write them. Both ends use
+ * O_DIRECT where the file takes it: the bytes go from the device into a
+ * slot and out again with no copy through the page cache, which is what
+ * costs most CPU on the way, and a backup read once does not evict what
+ * the machine is working with.
+ */
+
+#define DIRECT_ALIGN   4096
+#define SLOTS_BYTES    (G_GUINT64_CONSTANT (256) << 20)  /* memory for slots, at most */
+#define WORKERS_MAX    8
 
 typedef struct {
-	guint    index;     /* of the run */
-	guint8  *data;
-	gsize    length;
-	gint     errsv;     /* read failed */
-} Chunk;
+	guint     index;     /* of the run */
+	guint8   *data;
+	gsize     length;
+	gint      errsv;     /* the read failed */
+	gboolean  summed;    /* under Pipeline.lock */
+	gchar     sum[BSC_CHECKSUM_HEX_MAX + 1];
+} Slot;
 
 typedef struct {
 	gint           fd;
 	GArray        *runs;
-	GAsyncQueue   *full;   /* Chunk, in run order; NULL data = stop */
-	GAsyncQueue   *empty;  /* free buffers */
+	BscChecksum    checksum;
+	GAsyncQueue   *free;     /* Slot */
+	GAsyncQueue   *order;    /* Slot, in run order, read; then &end */
+	GThreadPool   *workers;
+	GMutex         lock;
+	GCond          summed;
+	Slot           end;
 	volatile gint *interrupted;
 	gint           stop;
-} Reader;
+} Pipeline;
+
+/* O_DIRECT on @fd where its file system takes it (not tmpfs before 6.6) */
+static void
+direct_on (gint fd)
+{
+	gint flags = fcntl (fd, F_GETFL);
+
+	if (flags >= 0)
+		(void) fcntl (fd, F_SETFL, flags | O_DIRECT);
+}
+
+/*
+ * An O_DIRECT transfer that is not aligned to the device's logical block
+ * (the last run of a device whose size is not a multiple of the backup
+ * disk's 4 KiB blocks) fails with EINVAL: go on through the page cache.
+ */
+static gboolean
+direct_off_after (gint fd, gint errsv)
+{
+	gint flags = fcntl (fd, F_GETFL);
+
+	return errsv == EINVAL && flags >= 0 && (flags & O_DIRECT) &&
+	       fcntl (fd, F_SETFL, flags & ~O_DIRECT) == 0;
+}
 
 static gboolean
 read_all (gint fd, guint8 *buf, gsize len, guint64 offset, gint *errsv)
@@ -115,7 +161,7 @@ read_all (gint fd, guint8 *buf, gsize len, guint64 offset, gint *errsv)
 	while (done < len) {
 		ssize_t n = pread (fd, buf + done, len - done, offset + done);
 
-		if (n < 0 && errno == EINTR)
+		if (n < 0 && (errno == EINTR || direct_off_after (fd, errno)))
 			continue;
 		if (n < 0) {
 			*errsv = errno;
@@ -130,40 +176,6 @@ read_all (gint fd, guint8 *buf, gsize len, guint64 offset, gint *errsv)
 	return TRUE;
 }
 
-static gpointer
-reader_thread (gpointer data)
-{
-	Reader *r = data;
-
-	for (guint i = 0; i < r->runs->len; i++) {
-		const BscRun *run = &g_array_index (r->runs, BscRun, i);
-		Chunk *c = g_async_queue_pop (r->empty);
-
-		if (g_atomic_int_get (&r->stop) || (r->interrupted && *r->interrupted)) {
-			g_async_queue_push (r->empty, c);
-			break;
-		}
-		c->index = i;
-		c->length = run->length;
-		c->errsv = 0;
-		read_all (r->fd, c->data, run->length, run->offset, &c->errsv);
-		g_async_queue_push (r->full, c);
-		if (c->errsv != 0)
-			break;
-	}
-	g_async_queue_push (r->full, g_new0 (Chunk, 1));  /* end */
-	return NULL;
-}
-
-static void
-sha256_hex (const guint8 *data, gsize len, gchar out[65])
-{
-	g_autoptr(GChecksum) sum = g_checksum_new (G_CHECKSUM_SHA256);
-
-	g_checksum_update (sum, data, len);
-	g_strlcpy (out, g_checksum_get_string (sum), 65);
-}
-
 static gboolean
 write_all (gint fd, const guint8 *buf, gsize len, guint64 offset, GError **error)
 {
@@ -172,7 +184,7 @@ write_all (gint fd, const guint8 *buf, gsize len, guint64 offset, GError **error
 	while (done < len) {
 		ssize_t n = pwrite (fd, buf + done, len - done, offset + done);
 
-		if (n < 0 && errno == EINTR)
+		if (n < 0 && (errno == EINTR || direct_off_after (fd, errno)))
 			continue;
 		if (n < 0) {
 			gint errsv = errno;
@@ -187,96 +199,164 @@ write_all (gint fd, const guint8 *buf, gsize len, guint64 offset, GError **error
 	return TRUE;
 }
 
+static gpointer
+reader_thread (gpointer data)
+{
+	Pipeline *p = data;
+
+	for (guint i = 0; i < p->runs->len; i++) {
+		const BscRun *run = &g_array_index (p->runs, BscRun, i);
+		Slot *s = g_async_queue_pop (p->free);
+
+		if (g_atomic_int_get (&p->stop) || (p->interrupted && *p->interrupted)) {
+			g_async_queue_push (p->free, s);
+			break;
+		}
+		s->index = i;
+		s->length = run->length;
+		s->errsv = 0;
+		s->summed = FALSE;
+		read_all (p->fd, s->data, run->length, run->offset, &s->errsv);
+		g_async_queue_push (p->order, s);
+		if (s->errsv != 0)
+			break;
+		g_thread_pool_push (p->workers, s, NULL);
+	}
+	g_async_queue_push (p->order, &p->end);
+	return NULL;
+}
+
+static void
+sum_slot (gpointer data, gpointer user_data)
+{
+	Slot *s = data;
+	Pipeline *p = user_data;
+
+	bsc_checksum_hex (p->checksum, s->data, s->length, s->sum);
+	g_mutex_lock (&p->lock);
+	s->summed = TRUE;
+	g_cond_broadcast (&p->summed);
+	g_mutex_unlock (&p->lock);
+}
+
+/* Records (backup) or checks (verify) the sum of @s and writes it. */
+static gboolean
+finish_slot (Pipeline *p, Slot *s, gint out_fd, BscCopyMode mode, BscProgress *progress,
+             GError **error)
+{
+	BscRun *run = &g_array_index (p->runs, BscRun, s->index);
+
+	if (s->errsv != 0) {
+		g_set_error (error, G_IO_ERROR, g_io_error_from_errno (s->errsv),
+		             "read at offset %" G_GUINT64_FORMAT ": %s", run->offset,
+		             s->errsv == ENODATA ? "unexpected end of file" : g_strerror (s->errsv));
+		return FALSE;
+	}
+	g_mutex_lock (&p->lock);
+	while (!s->summed)
+		g_cond_wait (&p->summed, &p->lock);
+	g_mutex_unlock (&p->lock);
+	if (mode == BSC_COPY_BACKUP) {
+		memcpy (run->sum, s->sum, sizeof (run->sum));
+	} else if (strcmp (s->sum, run->sum) != 0) {
+		g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+		             "%s checksum mismatch at offset %" G_GUINT64_FORMAT
+		             " (%" G_GUINT64_FORMAT " bytes): the backup is damaged",
+		             bsc_checksum_name (p->checksum), run->offset, run->length);
+		return FALSE;
+	}
+	if (!write_all (out_fd, s->data, s->length, run->offset, error))
+		return FALSE;
+	bsc_progress_add (progress, s->length);
+	return TRUE;
+}
+
 /**
  * bsc_copy_runs:
  * @runs: #BscRun; the same offsets are read from @in_fd and written to @out_fd
+ * @checksum: of the runs: computed (%BSC_COPY_BACKUP) or checked
  * @interrupted: (nullable): set (by a signal handler) to stop early; the
  *   copy then fails with G_IO_ERROR_CANCELLED
- * @bytes_read: (out) (optional): bytes read from @in_fd
+ * @bytes_read: (out) (optional): bytes read from @in_fd and written
  *
+ * Both descriptors are switched to O_DIRECT where their files allow it.
  * Errors name the offset; a checksum mismatch is G_IO_ERROR_INVALID_DATA.
  */
 gboolean
-bsc_copy_runs (gint in_fd, gint out_fd, GArray *runs, BscCopyMode mode,
+bsc_copy_runs (gint in_fd, gint out_fd, GArray *runs, BscChecksum checksum, BscCopyMode mode,
                volatile gint *interrupted, BscProgress *progress, guint64 *bytes_read,
                GError **error)
 {
-	Reader r = { 0 };
-	g_autoptr(GThread) thread = NULL;
+	Pipeline p = { 0 };
+	g_autoptr(GThread) reader = NULL;
+	g_autofree Slot *slots = NULL;
 	guint64 max = 0, total = 0;
-	gboolean ok = TRUE, ended = FALSE;
-	Chunk chunks[BUFFERS];
+	guint n_workers, n_slots;
+	gboolean ok = TRUE;
+	Slot *s;
 
+	if (bytes_read)
+		*bytes_read = 0;
 	for (guint i = 0; i < runs->len; i++)
 		max = MAX (max, g_array_index (runs, BscRun, i).length);
-	if (runs->len == 0) {
-		if (bytes_read)
-			*bytes_read = 0;
+	if (runs->len == 0)
 		return TRUE;
-	}
+	max = (max + DIRECT_ALIGN - 1) / DIRECT_ALIGN * DIRECT_ALIGN;
+	n_workers = CLAMP (g_get_num_processors (), 1, WORKERS_MAX);
+	/* one being read, one per worker, one being written, one spare */
+	n_slots = CLAMP (SLOTS_BYTES / max, 3, n_workers + 3);
+
+	direct_on (in_fd);
+	direct_on (out_fd);
 	(void) posix_fadvise (in_fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-	r.fd = in_fd;
-	r.runs = runs;
-	r.interrupted = interrupted;
-	r.full = g_async_queue_new ();
-	r.empty = g_async_queue_new ();
-	for (guint i = 0; i < BUFFERS; i++) {
-		chunks[i].data = g_malloc (max);
-		g_async_queue_push (r.empty, &chunks[i]);
+	p.fd = in_fd;
+	p.runs = runs;
+	p.checksum = checksum;
+	p.interrupted = interrupted;
+	g_mutex_init (&p.lock);
+	g_cond_init (&p.summed);
+	p.free = g_async_queue_new ();
+	p.order = g_async_queue_new ();
+	p.workers = g_thread_pool_new (sum_slot, &p, n_workers, TRUE, error);
+	if (p.workers == NULL) {
+		ok = FALSE;
+		goto out;
 	}
-	thread = g_thread_new ("bsc-reader", reader_thread, &r);
+	slots = g_new0 (Slot, n_slots);
+	for (guint i = 0; i < n_slots; i++) {
+		slots[i].data = g_aligned_alloc (1, max, DIRECT_ALIGN);
+		g_async_queue_push (p.free, &slots[i]);
+	}
+	reader = g_thread_new ("bsc-reader", reader_thread, &p);
 
-	while (!ended) {
-		Chunk *c = g_async_queue_pop (r.full);
-		BscRun *run;
-
-		if (c->data == NULL) {
-			g_free (c);
-			ended = TRUE;
-			break;
-		}
-		run = &g_array_index (runs, BscRun, c->index);
-		if (ok && c->errsv != 0) {
-			g_set_error (error, G_IO_ERROR, g_io_error_from_errno (c->errsv),
-			             "read at offset %" G_GUINT64_FORMAT ": %s", run->offset,
-			             c->errsv == ENODATA ? "unexpected end of file" :
-			             g_strerror (c->errsv));
-			ok = FALSE;
-		}
+	/* after a failure: drain what the reader already handed over */
+	while ((s = g_async_queue_pop (p.order)) != &p.end) {
 		if (ok) {
-			gchar sum[65];
-
-			total += c->length;
-			sha256_hex (c->data, c->length, sum);
-			if (mode == BSC_COPY_BACKUP) {
-				memcpy (run->sha256, sum, sizeof (sum));
-			} else if (strcmp (sum, run->sha256) != 0) {
-				g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-				             "checksum mismatch at offset %" G_GUINT64_FORMAT
-				             " (%" G_GUINT64_FORMAT " bytes): the backup is damaged",
-				             run->offset, run->length);
-				ok = FALSE;
-			}
+			ok = finish_slot (&p, s, out_fd, mode, progress, error);
 			if (ok)
-				ok = write_all (out_fd, c->data, c->length, run->offset, error);
-			if (ok)
-				bsc_progress_add (progress, c->length);
+				total += s->length;
+			else
+				g_atomic_int_set (&p.stop, 1);
 		}
-		if (!ok)
-			g_atomic_int_set (&r.stop, 1);
-		g_async_queue_push (r.empty, c);
+		g_async_queue_push (p.free, s);
 	}
-	g_thread_join (g_steal_pointer (&thread));
+	g_thread_join (g_steal_pointer (&reader));
 	if (ok && interrupted != NULL && *interrupted) {
 		g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_CANCELLED, "interrupted");
 		ok = FALSE;
 	}
-	if (ok && total != 0)
+	if (ok)
 		bsc_progress_finish (progress);
-	for (guint i = 0; i < BUFFERS; i++)
-		g_free (chunks[i].data);
-	g_async_queue_unref (r.full);
-	g_async_queue_unref (r.empty);
+out:
+	/* waits for the workers: a slot dropped after a failure may be summing */
+	if (p.workers != NULL)
+		g_thread_pool_free (p.workers, FALSE, TRUE);
+	for (guint i = 0; slots != NULL && i < n_slots; i++)
+		g_aligned_free (slots[i].data);
+	g_async_queue_unref (p.free);
+	g_async_queue_unref (p.order);
+	g_mutex_clear (&p.lock);
+	g_cond_clear (&p.summed);
 	if (bytes_read)
 		*bytes_read = total;
 	return ok;

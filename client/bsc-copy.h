@@ -1,14 +1,16 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * Moving runs of bytes between file descriptors with a SHA-256 of each:
+ * Moving runs of bytes between file descriptors with a checksum of each:
  * the data path of backup (image fd -> data file) and restore (data
- * file -> target, verified). A reader thread keeps the next runs coming
- * while the caller's thread checksums and writes.
+ * file -> target, verified). A reader thread keeps the next runs coming,
+ * workers checksum them in parallel, the caller's thread writes them in
+ * order.
  */
 #pragma once
 
 #include <glib.h>
 
+#include "bsc-checksum.h"
 #include "bsc-manifest.h"
 
 G_BEGIN_DECLS
@@ -31,8 +33,8 @@ typedef enum {
 	BSC_COPY_VERIFY,
 } BscCopyMode;
 
-gboolean bsc_copy_runs (gint in_fd, gint out_fd, GArray *runs, BscCopyMode mode,
-                        volatile gint *interrupted, BscProgress *progress,
+gboolean bsc_copy_runs (gint in_fd, gint out_fd, GArray *runs, BscChecksum checksum,
+                        BscCopyMode mode, volatile gint *interrupted, BscProgress *progress,
                         guint64 *bytes_read, GError **error);
 
 G_END_DECLS

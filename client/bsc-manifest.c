@@ -12,6 +12,7 @@ bsc_device_entry_new (void)
 	BscDeviceEntry *entry = g_new0 (BscDeviceEntry, 1);
 
 	entry->runs = g_array_new (FALSE, FALSE, sizeof (BscRun));
+	entry->checksum = BSC_CHECKSUM_DEFAULT;
 	return entry;
 }
 
@@ -48,6 +49,43 @@ bsc_manifest_free (BscManifest *manifest)
 	g_free (manifest);
 }
 
+/* a member of the object being built: "name": value */
+void
+bsc_json_member_int (JsonBuilder *b, const gchar *name, gint64 value)
+{
+	json_builder_set_member_name (b, name);
+	json_builder_add_int_value (b, value);
+}
+
+void
+bsc_json_member_string (JsonBuilder *b, const gchar *name, const gchar *value)
+{
+	json_builder_set_member_name (b, name);
+	json_builder_add_string_value (b, value);
+}
+
+/**
+ * bsc_device_entry_add_members:
+ *
+ * Adds what describes @entry to the object being built in @b: the members
+ * its manifest entry and the backup's --json report share (not the runs).
+ */
+void
+bsc_device_entry_add_members (const BscDeviceEntry *e, JsonBuilder *b)
+{
+	bsc_json_member_string (b, "name", e->name);
+	bsc_json_member_string (b, "node", e->node);
+	bsc_json_member_string (b, "device", e->device);
+	bsc_json_member_int (b, "capacity", e->capacity);
+	bsc_json_member_int (b, "block-size", e->block_size);
+	bsc_json_member_string (b, "generation", e->generation);
+	bsc_json_member_int (b, "changes-number", e->changes_number);
+	bsc_json_member_string (b, "type", e->full ? "full" : "incremental");
+	bsc_json_member_string (b, "data", e->data);
+	bsc_json_member_int (b, "bytes-read", e->bytes_read);
+	bsc_json_member_string (b, "checksum", bsc_checksum_name (e->checksum));
+}
+
 /**
  * bsc_manifest_to_json:
  *
@@ -63,42 +101,18 @@ bsc_manifest_to_json (const BscManifest *manifest)
 	g_autofree gchar *time = dt ? g_date_time_format_iso8601 (dt) : g_strdup ("");
 
 	json_builder_begin_object (b);
-	json_builder_set_member_name (b, "format");
-	json_builder_add_int_value (b, BSC_MANIFEST_FORMAT);
-	json_builder_set_member_name (b, "point");
-	json_builder_add_int_value (b, manifest->number);
-	json_builder_set_member_name (b, "time");
-	json_builder_add_string_value (b, time);
-	json_builder_set_member_name (b, "time-us");
-	json_builder_add_int_value (b, manifest->time_us);
-	json_builder_set_member_name (b, "snapshot");
-	json_builder_add_string_value (b, manifest->snapshot ? manifest->snapshot : "");
+	bsc_json_member_int (b, "format", BSC_MANIFEST_FORMAT);
+	bsc_json_member_int (b, "point", manifest->number);
+	bsc_json_member_string (b, "time", time);
+	bsc_json_member_int (b, "time-us", manifest->time_us);
+	bsc_json_member_string (b, "snapshot", manifest->snapshot ? manifest->snapshot : "");
 	json_builder_set_member_name (b, "devices");
 	json_builder_begin_array (b);
 	for (guint i = 0; i < manifest->devices->len; i++) {
 		const BscDeviceEntry *e = g_ptr_array_index (manifest->devices, i);
 
 		json_builder_begin_object (b);
-		json_builder_set_member_name (b, "name");
-		json_builder_add_string_value (b, e->name);
-		json_builder_set_member_name (b, "node");
-		json_builder_add_string_value (b, e->node);
-		json_builder_set_member_name (b, "device");
-		json_builder_add_string_value (b, e->device);
-		json_builder_set_member_name (b, "capacity");
-		json_builder_add_int_value (b, e->capacity);
-		json_builder_set_member_name (b, "block-size");
-		json_builder_add_int_value (b, e->block_size);
-		json_builder_set_member_name (b, "generation");
-		json_builder_add_string_value (b, e->generation);
-		json_builder_set_member_name (b, "changes-number");
-		json_builder_add_int_value (b, e->changes_number);
-		json_builder_set_member_name (b, "type");
-		json_builder_add_string_value (b, e->full ? "full" : "incremental");
-		json_builder_set_member_name (b, "data");
-		json_builder_add_string_value (b, e->data);
-		json_builder_set_member_name (b, "bytes-read");
-		json_builder_add_int_value (b, e->bytes_read);
+		bsc_device_entry_add_members (e, b);
 		json_builder_set_member_name (b, "runs");
 		json_builder_begin_array (b);
 		for (guint r = 0; r < e->runs->len; r++) {
@@ -107,7 +121,7 @@ bsc_manifest_to_json (const BscManifest *manifest)
 			json_builder_begin_array (b);
 			json_builder_add_int_value (b, run->offset);
 			json_builder_add_int_value (b, run->length);
-			json_builder_add_string_value (b, run->sha256);
+			json_builder_add_string_value (b, run->sum);
 			json_builder_end_array (b);
 		}
 		json_builder_end_array (b);
@@ -176,17 +190,6 @@ get_string (JsonObject *obj, const gchar *name, GError **error)
 	return node ? g_strdup (json_node_get_string (node)) : NULL;
 }
 
-static gboolean
-is_sha256 (const gchar *s)
-{
-	if (s == NULL || strlen (s) != 64)
-		return FALSE;
-	for (; *s; s++)
-		if (!g_ascii_isxdigit (*s) || g_ascii_isupper (*s))
-			return FALSE;
-	return TRUE;
-}
-
 /* a plain file name: no directory parts, nothing hidden */
 static gboolean
 is_plain_name (const gchar *s)
@@ -194,11 +197,13 @@ is_plain_name (const gchar *s)
 	return s != NULL && *s != '\0' && *s != '.' && strchr (s, '/') == NULL;
 }
 
+/* @format: of the manifest; format 1 had no "checksum" and used sha256 */
 static BscDeviceEntry *
-device_from_json (JsonNode *node, GError **error)
+device_from_json (JsonNode *node, guint format, GError **error)
 {
 	g_autoptr(BscDeviceEntry) e = bsc_device_entry_new ();
 	g_autofree gchar *type = NULL;
+	g_autofree gchar *checksum = NULL;
 	JsonObject *obj;
 	JsonArray *runs;
 	JsonNode *runs_node;
@@ -219,6 +224,14 @@ device_from_json (JsonNode *node, GError **error)
 	if (!is_plain_name (e->name) || !is_plain_name (e->data)) {
 		manifest_invalid (error, "device name or data file \"%s\" is not a plain file name",
 		                  e->data);
+		return NULL;
+	}
+	if (format == 1) {
+		e->checksum = BSC_CHECKSUM_SHA256;
+	} else if ((checksum = get_string (obj, "checksum", error)) == NULL) {
+		return NULL;
+	} else if (!bsc_checksum_from_name (checksum, &e->checksum, NULL)) {
+		manifest_invalid (error, "%s: unknown checksum \"%s\"", e->name, checksum);
 		return NULL;
 	}
 	if (!get_uint (obj, "capacity", G_MAXINT64, &e->capacity, error))
@@ -256,7 +269,7 @@ device_from_json (JsonNode *node, GError **error)
 		    json_node_get_value_type (json_array_get_element (ra, 0)) != G_TYPE_INT64 ||
 		    json_node_get_value_type (json_array_get_element (ra, 1)) != G_TYPE_INT64 ||
 		    json_node_get_value_type (json_array_get_element (ra, 2)) != G_TYPE_STRING) {
-			manifest_invalid (error, "%s: run %u is not [offset, length, sha256]", e->name, i);
+			manifest_invalid (error, "%s: run %u is not [offset, length, checksum]", e->name, i);
 			return NULL;
 		}
 		off = json_array_get_int_element (ra, 0);
@@ -274,13 +287,14 @@ device_from_json (JsonNode *node, GError **error)
 			                  e->name, end);
 			return NULL;
 		}
-		if (!is_sha256 (sum)) {
-			manifest_invalid (error, "%s: run %u has no valid SHA-256", e->name, i);
+		if (!bsc_checksum_is_hex (e->checksum, sum)) {
+			manifest_invalid (error, "%s: run %u has no valid %s checksum", e->name, i,
+			                  bsc_checksum_name (e->checksum));
 			return NULL;
 		}
 		run.offset = off;
 		run.length = len;
-		memcpy (run.sha256, sum, 65);
+		g_strlcpy (run.sum, sum, sizeof (run.sum));
 		end = off + len;
 		g_array_append_val (e->runs, run);
 	}
@@ -307,6 +321,7 @@ bsc_manifest_from_json (const gchar *json, gssize length, GError **error)
 	JsonObject *obj;
 	JsonNode *devices;
 	guint64 v;
+	guint format;
 
 	if (!json_parser_load_from_data (parser, json, length, error)) {
 		g_prefix_error (error, "invalid manifest: ");
@@ -320,11 +335,12 @@ bsc_manifest_from_json (const gchar *json, gssize length, GError **error)
 	obj = json_node_get_object (json_parser_get_root (parser));
 	if (!get_uint (obj, "format", G_MAXUINT32, &v, error))
 		return NULL;
-	if (v != BSC_MANIFEST_FORMAT) {
-		manifest_invalid (error, "format %" G_GUINT64_FORMAT " is not %d", v,
-		                  BSC_MANIFEST_FORMAT);
+	if (v < 1 || v > BSC_MANIFEST_FORMAT) {
+		manifest_invalid (error, "format %" G_GUINT64_FORMAT " is not 1 to %d (written by "
+		                  "a newer blksnapctl?)", v, BSC_MANIFEST_FORMAT);
 		return NULL;
 	}
+	format = v;
 	if (!get_uint (obj, "point", G_MAXUINT32, &v, error))
 		return NULL;
 	if (v == 0) {
@@ -344,7 +360,7 @@ bsc_manifest_from_json (const gchar *json, gssize length, GError **error)
 	}
 	for (guint i = 0; i < json_array_get_length (json_node_get_array (devices)); i++) {
 		BscDeviceEntry *e = device_from_json (
-			json_array_get_element (json_node_get_array (devices), i), error);
+			json_array_get_element (json_node_get_array (devices), i), format, error);
 
 		if (e == NULL)
 			return NULL;

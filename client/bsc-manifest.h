@@ -7,29 +7,34 @@
  * file per device. A device's data file has the size of the device: a
  * full backup fills it, an incremental one only holds the changed runs at
  * their offsets (a sparse file). The manifest lists every run copied with
- * its SHA-256, so a restore verifies what it reads. A point is written as
- * NNNN.partial and renamed when complete: a directory without the suffix
- * is always whole.
+ * its checksum and names the algorithm, so a restore verifies what it
+ * reads. A point is written as NNNN.partial and renamed when complete: a
+ * directory without the suffix is always whole.
+ *
+ * Format 2 names the checksum of each device ("checksum"); format 1 had
+ * none and always used sha256. Both are read; format 2 is written.
  */
 #pragma once
 
-#include <glib.h>
+#include <json-glib/json-glib.h>
+
+#include "bsc-checksum.h"
 
 G_BEGIN_DECLS
 
-#define BSC_MANIFEST_FORMAT 1
+#define BSC_MANIFEST_FORMAT 2
 #define BSC_MANIFEST_FILE "manifest.json"
 
 /**
  * BscRun:
  * @offset: first byte on the device (and in the data file)
  * @length: bytes
- * @sha256: lower-case hex SHA-256 of the bytes
+ * @sum: lower-case hex checksum of the bytes (the device entry's algorithm)
  */
 typedef struct {
 	guint64 offset;
 	guint64 length;
-	gchar   sha256[65];
+	gchar   sum[BSC_CHECKSUM_HEX_MAX + 1];
 } BscRun;
 
 /**
@@ -47,6 +52,7 @@ typedef struct {
 	gboolean full;           /* runs cover the whole device */
 	gchar   *data;           /* data file, relative to the point directory */
 	guint64  bytes_read;     /* read from the image for this point */
+	BscChecksum checksum;    /* of the runs */
 	GArray  *runs;           /* BscRun, ascending, disjoint */
 } BscDeviceEntry;
 
@@ -66,6 +72,9 @@ void            bsc_device_entry_free (BscDeviceEntry *entry);
 BscManifest    *bsc_manifest_new      (void);
 void            bsc_manifest_free     (BscManifest *manifest);
 
+void            bsc_json_member_int    (JsonBuilder *b, const gchar *name, gint64 value);
+void            bsc_json_member_string (JsonBuilder *b, const gchar *name, const gchar *value);
+void            bsc_device_entry_add_members (const BscDeviceEntry *entry, JsonBuilder *b);
 gchar          *bsc_manifest_to_json   (const BscManifest *manifest);
 BscManifest    *bsc_manifest_from_json (const gchar *json, gssize length, GError **error);
 gboolean        bsc_manifest_save      (const BscManifest *manifest, const gchar *path,

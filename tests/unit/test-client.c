@@ -3,11 +3,15 @@
  * blksnapctl's pure logic: sizes, manifests, what a backup copies and
  * what a restore applies.
  */
+#include <fcntl.h>
 #include <gio/gio.h>
 #include <glib/gstdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "bsc-checksum.h"
+#include "bsc-copy.h"
 #include "bsc-manifest.h"
 #include "bsc-plan.h"
 #include "bsc-util.h"
@@ -75,6 +79,7 @@ entry_new (const gchar *node, gboolean full, guint64 capacity, const gchar *gen,
 	e->generation = g_strdup (gen);
 	e->changes_number = cn;
 	e->full = full;
+	e->checksum = BSC_CHECKSUM_SHA256;
 	return e;
 }
 
@@ -83,7 +88,7 @@ entry_add_run (BscDeviceEntry *e, guint64 off, guint64 len, const gchar *sum)
 {
 	BscRun run = { off, len, "" };
 
-	g_strlcpy (run.sha256, sum, sizeof (run.sha256));
+	g_strlcpy (run.sum, sum, sizeof (run.sum));
 	g_array_append_val (e->runs, run);
 }
 
@@ -126,7 +131,7 @@ test_manifest_roundtrip (void)
 	g_assert_cmpuint (e->bytes_read, ==, 131072);
 	g_assert_cmpuint (e->runs->len, ==, 2);
 	g_assert_cmpuint (g_array_index (e->runs, BscRun, 1).offset, ==, 1 << 20);
-	g_assert_cmpstr (g_array_index (e->runs, BscRun, 1).sha256, ==, SUM_B);
+	g_assert_cmpstr (g_array_index (e->runs, BscRun, 1).sum, ==, SUM_B);
 	g_assert_true (((BscDeviceEntry *) g_ptr_array_index (back->devices, 1))->full);
 	g_assert_true (bsc_manifest_find_device (back, "/dev/vdc") ==
 	               g_ptr_array_index (back->devices, 1));
@@ -156,7 +161,7 @@ test_manifest_invalid (void)
 	static const gchar *const bad[] = {
 		"",
 		"[]",
-		"{\"format\":2,\"point\":1,\"time-us\":0,\"snapshot\":\"\",\"devices\":[]}",
+		"{\"format\":3,\"point\":1,\"time-us\":0,\"snapshot\":\"\",\"devices\":[]}",
 		"{\"format\":1,\"point\":0,\"time-us\":0,\"snapshot\":\"\",\"devices\":[]}",
 		"{\"format\":1,\"point\":1,\"time-us\":0,\"snapshot\":\"\"}",
 		"{\"format\":1,\"point\":\"1\",\"time-us\":0,\"snapshot\":\"\",\"devices\":[]}",
@@ -297,7 +302,7 @@ test_plan_runs (void)
 		const BscRun *run = &g_array_index (runs, BscRun, i);
 
 		g_assert_cmpuint (run->length, <=, 4 << 20);
-		g_assert_cmpstr (run->sha256, ==, "");
+		g_assert_cmpstr (run->sum, ==, "");
 		total += run->length;
 	}
 	g_assert_cmpuint (total, ==, bs_ranges_total (ranges));
@@ -324,6 +329,244 @@ test_plan_from_cbt_map (void)
 	g_assert_cmpuint (g_array_index (runs, BscRun, 1).offset, ==, 7 * 65536);
 	g_assert_cmpuint (g_array_index (runs, BscRun, 2).offset, ==, 9 * 65536);
 	g_assert_cmpuint (g_array_index (runs, BscRun, 2).length, ==, 65536 - 512);
+}
+
+/* known answers: FIPS 180-2 for SHA-256, the xxHash sanity vector for XXH3-128 */
+static void
+test_checksum_vectors (void)
+{
+	gchar out[BSC_CHECKSUM_HEX_MAX + 1];
+	BscChecksum type = BSC_CHECKSUM_SHA256;
+	g_autoptr(GError) error = NULL;
+
+	bsc_checksum_hex (BSC_CHECKSUM_SHA256, (const guint8 *) "abc", 3, out);
+	g_assert_cmpstr (out, ==, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+	bsc_checksum_hex (BSC_CHECKSUM_XXH3_128, (const guint8 *) "", 0, out);
+	g_assert_cmpstr (out, ==, "99aa06d3014798d86001c324468d497f");
+	g_assert_true (bsc_checksum_is_hex (BSC_CHECKSUM_XXH3_128, out));
+	g_assert_false (bsc_checksum_is_hex (BSC_CHECKSUM_SHA256, out));
+	g_assert_false (bsc_checksum_is_hex (BSC_CHECKSUM_XXH3_128, "99AA06D3014798D86001C324468D497F"));
+
+	g_assert_true (bsc_checksum_from_name ("xxh3-128", &type, &error));
+	g_assert_no_error (error);
+	g_assert_cmpint (type, ==, BSC_CHECKSUM_XXH3_128);
+	g_assert_cmpstr (bsc_checksum_name (type), ==, "xxh3-128");
+	g_assert_true (bsc_checksum_from_name ("sha256", &type, &error));
+	g_assert_cmpint (type, ==, BSC_CHECKSUM_SHA256);
+	g_assert_false (bsc_checksum_from_name ("md5", &type, &error));
+	g_assert_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED);
+	g_assert_cmpint (type, ==, BSC_CHECKSUM_SHA256);
+	g_assert_cmpint (BSC_CHECKSUM_DEFAULT, ==, BSC_CHECKSUM_XXH3_128);
+}
+
+#define DEV2(checksum, runs) \
+	"{\"name\":\"vdb\",\"node\":\"/dev/vdb\",\"device\":\"254:16\",\"capacity\":16384," \
+	"\"block-size\":65536,\"generation\":\"g\",\"changes-number\":3,\"type\":\"incremental\"," \
+	"\"data\":\"vdb.data\",\"bytes-read\":0,\"checksum\":\"" checksum "\",\"runs\":[" runs "]}"
+
+/* a manifest of format 1 (no "checksum") is sha256; format 2 names it */
+static void
+test_manifest_checksum (void)
+{
+	static const gchar *const bad[] = {
+		/* format 2 without a checksum, with an unknown one, a sum of another length */
+		"{\"format\":2,\"point\":1,\"time-us\":0,\"snapshot\":\"\",\"devices\":["
+		DEV ("incremental", "16384", "[0,4096,\"99aa06d3014798d86001c324468d497f\"]") "]}",
+		"{\"format\":2,\"point\":1,\"time-us\":0,\"snapshot\":\"\",\"devices\":["
+		DEV2 ("md5", "") "]}",
+		"{\"format\":2,\"point\":1,\"time-us\":0,\"snapshot\":\"\",\"devices\":["
+		DEV2 ("xxh3-128", "[0,4096,\"" SUM_A "\"]") "]}",
+	};
+	g_autofree gchar *old = manifest_with_device (
+		DEV ("incremental", "16384", "[0,4096,\"" SUM_A "\"]"));
+	g_autoptr(BscManifest) m = NULL;
+	g_autoptr(BscManifest) back = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *json = NULL;
+	BscDeviceEntry *e;
+
+	m = bsc_manifest_from_json (old, -1, &error);
+	g_assert_no_error (error);
+	e = g_ptr_array_index (m->devices, 0);
+	g_assert_cmpint (e->checksum, ==, BSC_CHECKSUM_SHA256);
+	g_assert_cmpstr (g_array_index (e->runs, BscRun, 0).sum, ==, SUM_A);
+	/* written again, it is format 2 and still sha256 */
+	json = bsc_manifest_to_json (m);
+	g_assert_nonnull (strstr (json, "\"format\" : 2"));
+	g_assert_nonnull (strstr (json, "\"checksum\" : \"sha256\""));
+	back = bsc_manifest_from_json (json, -1, &error);
+	g_assert_no_error (error);
+	g_assert_cmpint (((BscDeviceEntry *) g_ptr_array_index (back->devices, 0))->checksum, ==,
+	                 BSC_CHECKSUM_SHA256);
+	g_clear_pointer (&json, g_free);
+	g_clear_pointer (&back, bsc_manifest_free);
+
+	/* xxh3-128: 32 hex digits */
+	e->checksum = BSC_CHECKSUM_XXH3_128;
+	json = bsc_manifest_to_json (m);
+	back = bsc_manifest_from_json (json, -1, &error);
+	g_assert_null (back);   /* the sha256 sum is too long for xxh3-128 */
+	g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA);
+	g_clear_error (&error);
+	g_clear_pointer (&json, g_free);
+	g_strlcpy (g_array_index (e->runs, BscRun, 0).sum, "99aa06d3014798d86001c324468d497f",
+	           sizeof (g_array_index (e->runs, BscRun, 0).sum));
+	json = bsc_manifest_to_json (m);
+	back = bsc_manifest_from_json (json, -1, &error);
+	g_assert_no_error (error);
+	e = g_ptr_array_index (back->devices, 0);
+	g_assert_cmpint (e->checksum, ==, BSC_CHECKSUM_XXH3_128);
+	g_assert_cmpstr (g_array_index (e->runs, BscRun, 0).sum, ==,
+	                 "99aa06d3014798d86001c324468d497f");
+
+	for (guint i = 0; i < G_N_ELEMENTS (bad); i++) {
+		g_autoptr(GError) err = NULL;
+		g_autoptr(BscManifest) no = bsc_manifest_from_json (bad[i], -1, &err);
+
+		if (no != NULL)
+			g_error ("accepted: %s", bad[i]);
+		g_assert_error (err, G_IO_ERROR, G_IO_ERROR_INVALID_DATA);
+	}
+}
+
+static gchar *
+tmp_file_with (const gchar *dir, const gchar *name, const guint8 *data, gsize len)
+{
+	g_autoptr(GError) error = NULL;
+	gchar *path = g_build_filename (dir, name, NULL);
+
+	g_assert_true (g_file_set_contents (path, (const gchar *) data, len, &error));
+	g_assert_no_error (error);
+	return path;
+}
+
+static gchar *
+file_slice (const gchar *path, guint64 offset, gsize len)
+{
+	g_autofree gchar *all = NULL;
+	gsize size;
+
+	g_assert_true (g_file_get_contents (path, &all, &size, NULL));
+	g_assert_cmpuint (offset + len, <=, size);
+	return g_memdup2 (all + offset, len);
+}
+
+/*
+ * The copy pipeline on real files: a backup copies exactly the runs, in
+ * place, with the checksum of each; a verified copy of it passes; one
+ * flipped byte in the middle fails with the offset of its run and
+ * nothing after it; a short source fails. Many small runs keep several
+ * workers busy at once; the device size is not a multiple of 4 KiB, so
+ * the last run cannot go through O_DIRECT.
+ */
+static void
+copy_roundtrip (BscChecksum type)
+{
+	const gsize size = (3 << 20) + 512;
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *dir = g_dir_make_tmp ("bsc-copy-XXXXXX", &error);
+	g_autofree guint8 *data = g_malloc (size);
+	g_autofree gchar *src = NULL, *dst = NULL, *again = NULL;
+	g_autoptr(GArray) ranges = g_array_new (FALSE, FALSE, sizeof (BsRange));
+	g_autoptr(GArray) runs = NULL;
+	BsRange r1 = { 0, 1 << 20 }, r2 = { 2 << 20, (1 << 20) + 512 };
+	guint64 copied = 0;
+	gint in_fd, out_fd;
+
+	g_assert_no_error (error);
+	for (gsize i = 0; i < size; i += 4)
+		*(guint32 *) (data + i) = g_random_int ();
+	src = tmp_file_with (dir, "src", data, size);
+	dst = g_build_filename (dir, "dst", NULL);
+	again = g_build_filename (dir, "again", NULL);
+	g_array_append_val (ranges, r1);
+	g_array_append_val (ranges, r2);
+	runs = bsc_plan_runs (ranges, 64 << 10);
+
+	in_fd = open (src, O_RDONLY | O_CLOEXEC);
+	out_fd = open (dst, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	g_assert_cmpint (ftruncate (out_fd, size), ==, 0);
+	g_assert_true (bsc_copy_runs (in_fd, out_fd, runs, type, BSC_COPY_BACKUP, NULL, NULL,
+	                              &copied, &error));
+	g_assert_no_error (error);
+	close (in_fd);
+	close (out_fd);
+	g_assert_cmpuint (copied, ==, bs_ranges_total (ranges));
+	for (guint i = 0; i < runs->len; i++) {
+		const BscRun *run = &g_array_index (runs, BscRun, i);
+		g_autofree gchar *slice = file_slice (dst, run->offset, run->length);
+		gchar sum[BSC_CHECKSUM_HEX_MAX + 1];
+
+		g_assert_cmpmem (slice, run->length, data + run->offset, run->length);
+		bsc_checksum_hex (type, data + run->offset, run->length, sum);
+		g_assert_cmpstr (run->sum, ==, sum);
+	}
+	{
+		/* what was not copied stays a hole of zeros */
+		g_autofree gchar *gap = file_slice (dst, 1 << 20, 1 << 20);
+		g_autofree gchar *zero = g_malloc0 (1 << 20);
+
+		g_assert_cmpmem (gap, 1 << 20, zero, 1 << 20);
+	}
+
+	/* verified: dst -> again */
+	in_fd = open (dst, O_RDONLY | O_CLOEXEC);
+	out_fd = open (again, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	g_assert_true (bsc_copy_runs (in_fd, out_fd, runs, type, BSC_COPY_VERIFY, NULL, NULL,
+	                              &copied, &error));
+	g_assert_no_error (error);
+	close (in_fd);
+	close (out_fd);
+	{
+		g_autofree gchar *a = file_slice (again, 2 << 20, (1 << 20) + 512);
+
+		g_assert_cmpmem (a, (1 << 20) + 512, data + (2 << 20), (1 << 20) + 512);
+	}
+
+	/* one byte flipped in the run at 2M + 128K */
+	out_fd = open (dst, O_WRONLY | O_CLOEXEC);
+	g_assert_cmpint (pwrite (out_fd, "\x5a", 1, (2 << 20) + (128 << 10) + 77), ==, 1);
+	close (out_fd);
+	g_unlink (again);
+	in_fd = open (dst, O_RDONLY | O_CLOEXEC);
+	out_fd = open (again, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	g_assert_false (bsc_copy_runs (in_fd, out_fd, runs, type, BSC_COPY_VERIFY, NULL, NULL,
+	                               &copied, &error));
+	g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA);
+	g_assert_nonnull (strstr (error->message, "offset 2228224 "));
+	g_assert_nonnull (strstr (error->message, bsc_checksum_name (type)));
+	g_clear_error (&error);
+	close (in_fd);
+	close (out_fd);
+	/* the runs before it were written, not the bad one */
+	g_assert_cmpuint (copied, ==, (1 << 20) + (128 << 10));
+
+	/* a source shorter than its runs */
+	g_assert_cmpint (truncate (src, (2 << 20) + 4096), ==, 0);
+	in_fd = open (src, O_RDONLY | O_CLOEXEC);
+	out_fd = open (again, O_WRONLY | O_CLOEXEC);
+	g_assert_false (bsc_copy_runs (in_fd, out_fd, runs, type, BSC_COPY_BACKUP, NULL, NULL,
+	                               NULL, &error));
+	g_assert_nonnull (strstr (error->message, "unexpected end of file"));
+	close (in_fd);
+	close (out_fd);
+
+	{
+		g_autofree gchar *cmd = g_strdup_printf ("rm -rf '%s'", dir);
+		g_assert_cmpint (system (cmd), ==, 0);
+	}
+}
+
+static void
+test_copy_xxh3 (void)
+{
+	copy_roundtrip (BSC_CHECKSUM_XXH3_128);
+}
+
+static void
+test_copy_sha256 (void)
+{
+	copy_roundtrip (BSC_CHECKSUM_SHA256);
 }
 
 static GPtrArray *
@@ -443,6 +686,10 @@ main (int argc, char **argv)
 	g_test_add_func ("/client/manifest/roundtrip", test_manifest_roundtrip);
 	g_test_add_func ("/client/manifest/invalid", test_manifest_invalid);
 	g_test_add_func ("/client/manifest/chain-dir", test_manifest_chain_dir);
+	g_test_add_func ("/client/manifest/checksum", test_manifest_checksum);
+	g_test_add_func ("/client/checksum/vectors", test_checksum_vectors);
+	g_test_add_func ("/client/copy/xxh3-128", test_copy_xxh3);
+	g_test_add_func ("/client/copy/sha256", test_copy_sha256);
 	g_test_add_func ("/client/plan/runs", test_plan_runs);
 	g_test_add_func ("/client/plan/from-cbt-map", test_plan_from_cbt_map);
 	g_test_add_func ("/client/plan/restore", test_plan_restore);
