@@ -48,6 +48,7 @@ struct _BsSnapshot {
 	guint64 refill_size;                /* a spare being allocated, or 0 */
 	gboolean spare_wanted;              /* an event waits for that spare */
 	GPtrArray *refill_waiters;          /* GTasks returned when it is done */
+	GPtrArray *inflight;                /* GrowData of the workers running */
 	guint64 minimum;                    /* the module's low-space mark, bytes */
 	guint file_seq;
 	guint reserve_percent;
@@ -264,10 +265,22 @@ bs_snapshot_refresh (BsSnapshot *self, GError **error)
  * it, so a restarted daemon removes or adopts it.
  */
 
+/*
+ * One allocation and/or append in a worker thread. The worker creates the
+ * file too (creating a file may wait for the journal as long as fsync
+ * does), so a destroy meanwhile must either see the file and remove it,
+ * or keep the worker from creating it: @lock orders the two.
+ */
 typedef struct {
 	BsControl *control;
 	BsUuid id;
-	BsStorageFile *file;
+	gchar *dir;
+	gchar *name;
+	gchar *path;
+	guint64 size;
+	GMutex lock;
+	gboolean cancelled;     /* under @lock: the snapshot was destroyed */
+	BsStorageFile *file;    /* made by the worker unless given */
 	gboolean fill;          /* allocate the file first */
 	gboolean append;        /* hand it to the module */
 	gboolean spare;         /* it is the spare */
@@ -281,6 +294,10 @@ static void
 grow_data_free (GrowData *data)
 {
 	g_object_unref (data->control);
+	g_free (data->dir);
+	g_free (data->name);
+	g_free (data->path);
+	g_mutex_clear (&data->lock);
 	bs_storage_file_free (data->file);
 	g_free (data);
 }
@@ -299,6 +316,20 @@ storage_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *
 	GError *error = NULL;
 
 	data->started_ns = bs_monotonic_ns ();
+	if (data->file == NULL) {
+		g_mutex_lock (&data->lock);
+		if (data->cancelled)
+			g_set_error_literal (&error, BS_ERROR, BS_ERROR_NOT_FOUND,
+			                     "the snapshot was destroyed");
+		else
+			data->file = bs_storage_file_create (data->dir, data->name, data->size,
+			                                     &error);
+		g_mutex_unlock (&data->lock);
+		if (data->file == NULL) {
+			g_task_return_error (task, error);
+			return;
+		}
+	}
 	if (data->fill && !bs_storage_file_fill (data->file, &error)) {
 		g_task_return_error (task, error);
 		return;
@@ -320,18 +351,46 @@ storage_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *
 	g_task_return_boolean (task, TRUE);
 }
 
+/*
+ * @file: (transfer full) (nullable): a file to append, or %NULL to
+ *   create and fill @name of @size bytes first
+ */
 static GrowData *
-grow_data_new (BsSnapshot *self, BsStorageFile *file, gboolean fill, gboolean append)
+grow_data_new (BsSnapshot *self, BsStorageFile *file, const gchar *name, guint64 size,
+               gboolean append)
 {
 	GrowData *data = g_new0 (GrowData, 1);
 
 	data->control = g_object_ref (self->control);
 	data->id = self->record->id;
+	g_mutex_init (&data->lock);
+	if (file != NULL) {
+		data->path = g_strdup (file->path);
+		data->size = file->size;
+	} else {
+		data->dir = g_strdup (self->storage_dir);
+		data->name = g_strdup (name);
+		data->path = g_build_filename (self->storage_dir, name, NULL);
+		data->size = size;
+		data->fill = TRUE;
+	}
 	data->file = file;
-	data->fill = fill;
 	data->append = append;
 	data->queued_ns = bs_monotonic_ns ();
+	/* so that a destroy can stop it */
+	g_ptr_array_add (self->inflight, data);
 	return data;
+}
+
+/* Keeps the worker from creating its file, or removes it (main loop). */
+static void
+grow_data_cancel (GrowData *data)
+{
+	g_mutex_lock (&data->lock);
+	data->cancelled = TRUE;
+	/* a worker still filling it holds an fd: the blocks go with it */
+	bs_storage_file_remove (data->path, NULL);
+	g_mutex_unlock (&data->lock);
 }
 
 /* A new file's name: the id in it lets recovery tell whose file it is
@@ -400,10 +459,11 @@ grow_thread_done (GObject *source, GAsyncResult *res, gpointer user_data)
 	BsStorageFile *file = data->file;
 	GError *error = NULL;
 
-	self->pending -= file->size;
+	g_ptr_array_remove_fast (self->inflight, data);
+	self->pending -= data->size;
 	if (!g_task_propagate_boolean (G_TASK (res), &error)) {
 		bs_snapshot_log (self, G_LOG_LEVEL_WARNING, "cannot add %" G_GUINT64_FORMAT
-		                 " MiB of storage%s: %s", file->size / BS_MIB,
+		                 " MiB of storage%s: %s", data->size / BS_MIB,
 		                 data->spare ? " from the spare" : "", error->message);
 		if (data->spare) {
 			g_clear_pointer (&self->record->spare, g_free);
@@ -415,7 +475,7 @@ grow_thread_done (GObject *source, GAsyncResult *res, gpointer user_data)
 		return;
 	}
 	if (self->destroyed) {
-		bs_storage_file_remove (file->path, NULL);
+		/* removed by grow_data_cancel() */
 		g_task_return_new_error (outer, BS_ERROR, BS_ERROR_NOT_FOUND,
 		                         "snapshot %s was destroyed", self->id_string);
 		return;
@@ -494,7 +554,7 @@ snapshot_append_spare (BsSnapshot *self)
 	BsStorageFile *file = g_steal_pointer (&self->spare);
 	GTask *outer = g_task_new (self, NULL, snapshot_auto_grow_done, NULL);
 	g_autoptr(GTask) task = g_task_new (self, NULL, grow_thread_done, outer);
-	GrowData *data = grow_data_new (self, file, FALSE, TRUE);
+	GrowData *data = grow_data_new (self, file, NULL, 0, TRUE);
 
 	data->spare = TRUE;
 	self->pending += file->size;
@@ -550,14 +610,14 @@ refill_thread_done (GObject *source, GAsyncResult *res, gpointer user_data)
 	g_autoptr(GError) error = NULL;
 	gboolean wanted = self->spare_wanted;
 
+	g_ptr_array_remove_fast (self->inflight, data);
 	self->refill_size = 0;
 	self->spare_wanted = FALSE;
 	if (self->destroyed) {
-		/* removed by path already; the blocks go with the last fd */
-		bs_storage_file_remove (file->path, NULL);
+		/* removed by grow_data_cancel() */
 	} else if (!g_task_propagate_boolean (G_TASK (res), &error)) {
 		bs_snapshot_log (self, G_LOG_LEVEL_WARNING, "cannot allocate a spare of %"
-		                 G_GUINT64_FORMAT " MiB: %s", file->size / BS_MIB, error->message);
+		                 G_GUINT64_FORMAT " MiB: %s", data->size / BS_MIB, error->message);
 		g_clear_pointer (&self->record->spare, g_free);
 		g_signal_emit (self, signals[SIGNAL_RECORD_CHANGED], 0);
 		if (wanted)
@@ -595,7 +655,6 @@ snapshot_refill_spare (BsSnapshot *self, GTask *outer)
 	g_autoptr(GTask) task = NULL;
 	g_autoptr(GError) error = NULL;
 	g_autofree gchar *name = NULL;
-	BsStorageFile *file;
 	guint64 size, fs_room;
 
 	if (self->refill_size > 0) {
@@ -622,20 +681,13 @@ snapshot_refill_spare (BsSnapshot *self, GTask *outer)
 	/* named in the state before it exists: a crash leaves no unknown file */
 	self->record->spare = g_build_filename (self->storage_dir, name, NULL);
 	g_signal_emit (self, signals[SIGNAL_RECORD_CHANGED], 0);
-	file = bs_storage_file_create (self->storage_dir, name, size, &error);
-	if (file == NULL) {
-		bs_snapshot_log (self, G_LOG_LEVEL_WARNING, "no spare: %s", error->message);
-		g_clear_pointer (&self->record->spare, g_free);
-		g_signal_emit (self, signals[SIGNAL_RECORD_CHANGED], 0);
-		goto done;
-	}
 	self->refill_size = size;
 	if (outer_owned != NULL) {
 		self->refill_waiters = g_ptr_array_new_with_free_func (g_object_unref);
 		g_ptr_array_add (self->refill_waiters, g_steal_pointer (&outer_owned));
 	}
 	task = g_task_new (self, NULL, refill_thread_done, NULL);
-	g_task_set_task_data (task, grow_data_new (self, file, TRUE, FALSE),
+	g_task_set_task_data (task, grow_data_new (self, NULL, name, size, FALSE),
 	                      (GDestroyNotify) grow_data_free);
 	g_task_run_in_thread (task, storage_thread);
 	return;
@@ -710,7 +762,6 @@ bs_snapshot_grow_async (BsSnapshot *self, guint64 size, GAsyncReadyCallback call
 	g_autoptr(GTask) outer = g_task_new (self, NULL, callback, user_data);
 	g_autoptr(GTask) task = NULL;
 	g_autofree gchar *name = NULL;
-	BsStorageFile *file;
 	GError *error = NULL;
 
 	size = bs_size_round_mib (MIN (size, BS_SIZE_MAX));
@@ -728,16 +779,10 @@ bs_snapshot_grow_async (BsSnapshot *self, guint64 size, GAsyncReadyCallback call
 		g_task_return_error (outer, error);
 		return;
 	}
-	/* created here, filled in the worker: a destroy meanwhile removes it */
 	name = snapshot_file_name (self, FALSE);
-	file = bs_storage_file_create (self->storage_dir, name, size, &error);
-	if (file == NULL) {
-		g_task_return_error (outer, error);
-		return;
-	}
 	self->pending += size;
 	task = g_task_new (self, NULL, grow_thread_done, g_steal_pointer (&outer));
-	g_task_set_task_data (task, grow_data_new (self, file, TRUE, TRUE),
+	g_task_set_task_data (task, grow_data_new (self, NULL, name, size, TRUE),
 	                      (GDestroyNotify) grow_data_free);
 	g_task_run_in_thread (task, storage_thread);
 }
@@ -1018,6 +1063,9 @@ bs_snapshot_destroy (BsSnapshot *self, GError **error)
 		g_clear_pointer (&self->record->spare, g_free);
 	}
 	g_clear_pointer (&self->spare, bs_storage_file_free);
+	/* and files the workers are making or appending right now */
+	for (guint i = 0; i < self->inflight->len; i++)
+		grow_data_cancel (g_ptr_array_index (self->inflight, i));
 	bs_snapshot_log (self, G_LOG_LEVEL_MESSAGE, "destroyed");
 	return TRUE;
 }
@@ -1134,6 +1182,7 @@ bs_snapshot_finalize (GObject *object)
 	g_free (self->id_string);
 	g_free (self->id_hex);
 	g_array_unref (self->devices);
+	g_ptr_array_unref (self->inflight);
 	g_hash_table_unref (self->images);
 	G_OBJECT_CLASS (bs_snapshot_parent_class)->finalize (object);
 }
@@ -1142,6 +1191,7 @@ static void
 bs_snapshot_init (BsSnapshot *self)
 {
 	self->devices = g_array_new (FALSE, FALSE, sizeof (BsDev));
+	self->inflight = g_ptr_array_new ();
 	self->images = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
 	self->info.state = BLKSNAP_SNAPSHOT_CREATED;
 }

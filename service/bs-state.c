@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 
+#include <errno.h>
+#include <glib/gstdio.h>
 #include <string.h>
 
 #include "bs-error.h"
@@ -168,18 +170,29 @@ bs_state_load (const gchar *path, GError **error)
 /**
  * bs_state_save:
  *
- * Replaces @path atomically (write, fsync, rename), so a crash leaves the
- * old or the new state, never a torn one.
+ * Replaces @path atomically (write a new file, rename it over), so a
+ * daemon crash leaves the old or the new state, never a torn one. Not
+ * synced: snapshots do not survive a reboot, and after one every storage
+ * file is an orphan, removed by its name; a crashed daemon leaves the page
+ * cache behind. So the main loop never waits for the disk here, which is
+ * busiest exactly when the storage grows.
  */
 gboolean
 bs_state_save (const gchar *path, GPtrArray *records, GError **error)
 {
 	g_autofree gchar *data = bs_state_to_data (records);
+	g_autofree gchar *tmp = g_strconcat (path, ".new", NULL);
 
-	return g_file_set_contents_full (path, data, -1,
-	                                 G_FILE_SET_CONTENTS_CONSISTENT |
-	                                 G_FILE_SET_CONTENTS_DURABLE,
-	                                 0600, error);
+	if (!g_file_set_contents_full (tmp, data, -1, G_FILE_SET_CONTENTS_NONE, 0600, error))
+		return FALSE;
+	if (g_rename (tmp, path) != 0) {
+		gint errsv = errno;
+		g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (errsv),
+		             "rename %s to %s: %s", tmp, path, g_strerror (errsv));
+		g_unlink (tmp);
+		return FALSE;
+	}
+	return TRUE;
 }
 
 /**
