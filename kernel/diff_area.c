@@ -79,6 +79,7 @@ static struct workqueue_struct *blksnap_wq;
 static struct workqueue_struct *store_wq;
 static struct kmem_cache *chunk_cache;
 static mempool_t *work_pool;
+static mempool_t *batch_pool;
 
 /* An original write waiting for its chunks to be copied. */
 struct cow_work {
@@ -104,22 +105,14 @@ struct defer_work {
 	void (*fn)(struct bio *bio);
 };
 
-#define WORK_SIZE max(max3(sizeof(struct cow_work), sizeof(struct image_io), \
-			   sizeof(struct defer_work)), sizeof(struct store_work))
+#define WORK_SIZE max3(sizeof(struct cow_work), sizeof(struct image_io), \
+		       sizeof(struct defer_work))
 
 /* A chunk-sized page array; image reads may hold extra references. */
 struct chunk_buffer {
 	refcount_t users;
 	unsigned int nr_pages;
 	struct page *pages[];
-};
-
-/* Storing a buffered chunk. */
-struct store_work {
-	struct work_struct work;
-	struct diff_area *area;
-	struct chunk *chunk;
-	sector_t sectors;
 };
 
 bool diff_area_owns_bio(const struct bio *bio)
@@ -261,36 +254,6 @@ static struct chunk *chunk_get_or_create(struct diff_area *area,
 	return chunk;
 }
 
-/* A bio for I/O of a whole chunk between a buffer and a device. */
-static struct bio *chunk_bio(struct chunk_buffer *buf, struct block_device *bdev,
-			     sector_t sector, sector_t sectors, blk_opf_t opf)
-{
-	unsigned int bytes = sectors << SECTOR_SHIFT;
-	struct bio *bio;
-	unsigned int i;
-
-	bio = bio_alloc_bioset(bdev, buf->nr_pages, opf, GFP_NOIO,
-			       &blksnap_bio_set);
-	bio->bi_iter.bi_sector = sector;
-	for (i = 0; bytes; i++) {
-		unsigned int len = min_t(unsigned int, bytes, PAGE_SIZE);
-
-		__bio_add_page(bio, buf->pages[i], len, 0);
-		bytes -= len;
-	}
-	return bio;
-}
-
-static int chunk_io(struct chunk_buffer *buf, struct block_device *bdev,
-		    sector_t sector, sector_t sectors, blk_opf_t opf)
-{
-	struct bio *bio = chunk_bio(buf, bdev, sector, sectors, opf);
-	int ret = submit_bio_wait(bio);
-
-	bio_put(bio);
-	return ret;
-}
-
 static void buffer_put(struct diff_area *area, struct chunk_buffer *buf)
 {
 	if (refcount_dec_and_test(&buf->users))
@@ -305,69 +268,179 @@ static sector_t chunk_sectors(struct diff_area *area, unsigned long idx)
 		     area->capacity - start);
 }
 
-/* Write a buffered chunk to its place in storage, then let go of it. */
-static void store_work_fn(struct work_struct *work)
-{
-	struct store_work *sw = container_of(work, struct store_work, work);
-	struct diff_area *area = sw->area;
-	struct chunk *chunk = sw->chunk;
-	struct chunk_buffer *buf = chunk->buf;
-
-	if (chunk_io(buf, chunk->loc.bdev, chunk->loc.sector, sw->sectors,
-		     REQ_OP_WRITE))
-		snapshot_set_corrupted(area->snapshot, area->dev, -EIO);
-	/* Readers that see COPIED find the data in storage. */
-	smp_mb__before_atomic();
-	set_bit(CHUNK_COPIED, &chunk->flags);
-	spin_lock(&chunk->buf_lock);
-	chunk->buf = NULL;
-	spin_unlock(&chunk->buf_lock);
-	buffer_put(area, buf);
-	mempool_free(sw, work_pool);
-	up(&area->store_slots);
-	wake_up_all(&area->stored);
-}
-
 /* Chunks copied together: their reads go out at once. */
 #define COPY_BATCH 16
 
 /**
  * struct copy_item - A chunk being copied.
- * @chunk: The chunk, locked.
+ * @chunk: The chunk, locked until its old data is published.
  * @idx: Its index.
  * @buf: Memory for its old data.
- * @sw: The work that will store it.
  * @loc: Where in storage it goes.
- * @bio: The read of the original.
  */
 struct copy_item {
 	struct chunk *chunk;
 	unsigned long idx;
 	struct chunk_buffer *buf;
-	struct store_work *sw;
 	struct diff_storage_loc loc;
-	struct bio *bio;
 };
 
+/**
+ * struct copy_batch - Chunks copied together.
+ * @work: Finishes the stores (store_wq).
+ * @area: The device's area.
+ * @pending: Bios in flight (reads, then stores).
+ * @status: The first error of a read or store.
+ * @done: Completes when the reads are done.
+ * @count: Chunks in @items.
+ * @items: The chunks, in ascending order.
+ *
+ * Runs of chunks adjacent on the original and in storage are read and
+ * stored with one bio each. Stores are written behind: the batch lives
+ * until they complete.
+ */
 struct copy_batch {
+	struct work_struct work;
+	struct diff_area *area;
 	atomic_t pending;
+	blk_status_t status;
 	struct completion done;
 	unsigned int count;
 	struct copy_item items[COPY_BATCH];
 };
 
+/* Items from @first on that one bio can read and store. */
+static unsigned int copy_run_len(struct copy_batch *batch, unsigned int first)
+{
+	struct diff_area *area = batch->area;
+	unsigned int pages = batch->items[first].buf->nr_pages;
+	unsigned int i;
+
+	for (i = first + 1; i < batch->count; i++) {
+		struct copy_item *prev = &batch->items[i - 1];
+		struct copy_item *item = &batch->items[i];
+
+		pages += item->buf->nr_pages;
+		if (item->idx != prev->idx + 1 || pages > BIO_MAX_VECS ||
+		    item->loc.bdev != prev->loc.bdev ||
+		    item->loc.sector != prev->loc.sector +
+					(1ULL << area->chunk_shift))
+			break;
+	}
+	return i - first;
+}
+
+/* A bio for @n chunks of the batch, between their buffers and @sector. */
+static struct bio *copy_bio(struct copy_batch *batch, unsigned int first,
+			    unsigned int n, struct block_device *bdev,
+			    sector_t sector, blk_opf_t opf, bio_end_io_t *end_io)
+{
+	struct diff_area *area = batch->area;
+	unsigned int i, p, nr_pages = 0;
+	struct bio *bio;
+
+	for (i = first; i < first + n; i++)
+		nr_pages += batch->items[i].buf->nr_pages;
+	bio = bio_alloc_bioset(bdev, nr_pages, opf, GFP_NOIO, &blksnap_bio_set);
+	bio->bi_iter.bi_sector = sector;
+	bio->bi_end_io = end_io;
+	bio->bi_private = batch;
+	for (i = first; i < first + n; i++) {
+		struct copy_item *item = &batch->items[i];
+		unsigned int bytes = chunk_sectors(area, item->idx) << SECTOR_SHIFT;
+
+		for (p = 0; bytes; p++) {
+			unsigned int len = min_t(unsigned int, bytes, PAGE_SIZE);
+
+			__bio_add_page(bio, item->buf->pages[p], len, 0);
+			bytes -= len;
+		}
+	}
+	return bio;
+}
+
+static void copy_bio_status(struct copy_batch *batch, struct bio *bio)
+{
+	if (bio->bi_status)
+		cmpxchg(&batch->status, BLK_STS_OK, bio->bi_status);
+	bio_put(bio);
+}
+
 static void copy_read_endio(struct bio *bio)
 {
 	struct copy_batch *batch = bio->bi_private;
 
+	copy_bio_status(batch, bio);
 	if (atomic_dec_and_test(&batch->pending))
 		complete(&batch->done);
 }
 
+/* Stores are done: image reads go to storage from now on. */
+static void copy_stored_work(struct work_struct *work)
+{
+	struct copy_batch *batch = container_of(work, struct copy_batch, work);
+	struct diff_area *area = batch->area;
+	unsigned int i;
+
+	if (batch->status)
+		snapshot_set_corrupted(area->snapshot, area->dev, -EIO);
+	for (i = 0; i < batch->count; i++) {
+		struct chunk *chunk = batch->items[i].chunk;
+
+		/* Readers that see COPIED find the data in storage. */
+		smp_mb__before_atomic();
+		set_bit(CHUNK_COPIED, &chunk->flags);
+		spin_lock(&chunk->buf_lock);
+		chunk->buf = NULL;
+		spin_unlock(&chunk->buf_lock);
+		buffer_put(area, batch->items[i].buf);
+		up(&area->store_slots);
+	}
+	wake_up_all(&area->stored);
+	mempool_free(batch, batch_pool);
+}
+
+static void copy_store_endio(struct bio *bio)
+{
+	struct copy_batch *batch = bio->bi_private;
+
+	copy_bio_status(batch, bio);
+	if (atomic_dec_and_test(&batch->pending))
+		queue_work(store_wq, &batch->work);
+}
+
+/* Send one bio per run of the batch's chunks, under a plug. */
+static void copy_submit(struct copy_batch *batch, bool store)
+{
+	struct diff_area *area = batch->area;
+	unsigned int i, n;
+	struct blk_plug plug;
+
+	atomic_set(&batch->pending, 1);
+	blk_start_plug(&plug);
+	for (i = 0; i < batch->count; i += n) {
+		struct copy_item *item = &batch->items[i];
+		struct bio *bio;
+
+		n = copy_run_len(batch, i);
+		if (store)
+			bio = copy_bio(batch, i, n, item->loc.bdev,
+				       item->loc.sector, REQ_OP_WRITE,
+				       copy_store_endio);
+		else
+			bio = copy_bio(batch, i, n, area->bdev,
+				       (sector_t)item->idx << area->chunk_shift,
+				       REQ_OP_READ, copy_read_endio);
+		atomic_inc(&batch->pending);
+		/* Ours: the submit hook lets it pass. */
+		submit_bio(bio);
+	}
+	blk_finish_plug(&plug);
+}
+
 /*
- * Reserve what copying a chunk takes and prepare the read of its old data.
- * The chunk is locked and the caller holds a store slot for it, which is
- * given back on failure.
+ * Reserve what copying a chunk takes. The chunk is locked and the caller
+ * holds a store slot for it, which is given back on failure.
  */
 static int copy_prepare(struct diff_area *area, struct copy_batch *batch,
 			struct chunk *chunk, unsigned long idx)
@@ -384,23 +457,16 @@ static int copy_prepare(struct diff_area *area, struct copy_batch *batch,
 	}
 	item->chunk = chunk;
 	item->idx = idx;
-	item->sw = mempool_alloc(work_pool, GFP_NOIO);
 	item->buf = mempool_alloc(area->buffers, GFP_NOIO);
 	refcount_set(&item->buf->users, 1);
-	item->bio = chunk_bio(item->buf, area->bdev,
-			      (sector_t)idx << area->chunk_shift,
-			      chunk_sectors(area, idx), REQ_OP_READ);
-	item->bio->bi_end_io = copy_read_endio;
-	item->bio->bi_private = batch;
 	batch->count++;
 	return 0;
 }
 
-/* The old data is in memory: publish it and start storing it. */
-static void copy_publish(struct diff_area *area, struct copy_item *item)
+/* The old data is in memory: publish it. */
+static void copy_publish(struct copy_item *item)
 {
 	struct chunk *chunk = item->chunk;
-	struct store_work *sw = item->sw;
 
 	chunk->loc = item->loc;
 	spin_lock(&chunk->buf_lock);
@@ -409,57 +475,72 @@ static void copy_publish(struct diff_area *area, struct copy_item *item)
 	/* The buffer and location are visible before the bit is. */
 	smp_mb__before_atomic();
 	set_bit(CHUNK_BUFFERED, &chunk->flags);
+}
 
-	INIT_WORK(&sw->work, store_work_fn);
-	sw->area = area;
-	sw->chunk = chunk;
-	sw->sectors = chunk_sectors(area, item->idx);
-	queue_work(store_wq, &sw->work);
+/* A read failed: nothing of the batch is kept. */
+static void copy_abandon(struct copy_batch *batch)
+{
+	struct diff_area *area = batch->area;
+	unsigned int i;
+
+	for (i = 0; i < batch->count; i++) {
+		buffer_put(area, batch->items[i].buf);
+		mutex_unlock(&batch->items[i].chunk->lock);
+		up(&area->store_slots);
+	}
+	mempool_free(batch, batch_pool);
 }
 
 /*
- * Read the batch's chunks, publish them, and let writes to them pass once
- * image reads of the original are done. Unlocks the chunks.
+ * Read the batch's chunks, publish them, let writes to them pass once
+ * image reads of the original are done, and store them behind. Unlocks
+ * the chunks; the batch is gone on return.
  */
-static int copy_run(struct diff_area *area, struct copy_batch *batch)
+static int copy_run(struct copy_batch *batch)
 {
-	struct blk_plug plug;
+	struct diff_area *area = batch->area;
 	unsigned int i;
-	int ret = 0;
 
-	atomic_set(&batch->pending, batch->count);
 	init_completion(&batch->done);
-	blk_start_plug(&plug);
-	for (i = 0; i < batch->count; i++)
-		submit_bio(batch->items[i].bio);
-	blk_finish_plug(&plug);
-	wait_for_completion_io(&batch->done);
+	copy_submit(batch, false);
+	if (!atomic_dec_and_test(&batch->pending))
+		wait_for_completion_io(&batch->done);
+	if (batch->status) {
+		copy_abandon(batch);
+		return -EIO;
+	}
 
 	for (i = 0; i < batch->count; i++) {
 		struct copy_item *item = &batch->items[i];
 		struct diff_area_stripe *stripe = chunk_stripe(area, item->idx);
 
-		if (item->bio->bi_status) {
-			mempool_free(item->buf, area->buffers);
-			mempool_free(item->sw, work_pool);
-			up(&area->store_slots);
-			ret = -EIO;
-		} else {
-			copy_publish(area, item);
-			/*
-			 * Pairs with the barrier in image_read_part(): a
-			 * reader either saw BUFFERED, or is counted in
-			 * @readers and waited for here.
-			 */
-			smp_mb__after_atomic();
-			wait_event(stripe->wait, !atomic_read(&stripe->readers));
-			set_bit(CHUNK_STABLE, &item->chunk->flags);
-		}
-		bio_put(item->bio);
+		copy_publish(item);
+		/*
+		 * Pairs with the barrier in image_read_part(): a reader
+		 * either saw BUFFERED, or is counted in @readers and waited
+		 * for here.
+		 */
+		smp_mb__after_atomic();
+		wait_event(stripe->wait, !atomic_read(&stripe->readers));
+		set_bit(CHUNK_STABLE, &item->chunk->flags);
 		mutex_unlock(&item->chunk->lock);
 	}
+	INIT_WORK(&batch->work, copy_stored_work);
+	copy_submit(batch, true);
+	if (atomic_dec_and_test(&batch->pending))
+		queue_work(store_wq, &batch->work);
+	return 0;
+}
+
+/* Never fails: batches come back as their stores complete. */
+static struct copy_batch *copy_batch_new(struct diff_area *area)
+{
+	struct copy_batch *batch = mempool_alloc(batch_pool, GFP_NOIO);
+
+	batch->area = area;
+	batch->status = BLK_STS_OK;
 	batch->count = 0;
-	return ret;
+	return batch;
 }
 
 /*
@@ -495,7 +576,7 @@ static struct chunk *chunk_lock_unstable(struct diff_area *area,
 static int diff_area_preserve(struct diff_area *area, unsigned long first,
 			      unsigned long last)
 {
-	struct copy_batch batch = { .count = 0 };
+	struct copy_batch *batch = NULL;
 	struct chunk *chunk;
 	unsigned long idx;
 	int ret = 0, ret2;
@@ -511,21 +592,30 @@ static int diff_area_preserve(struct diff_area *area, unsigned long first,
 		 * must run before this one waits for another.
 		 */
 		if (down_trylock(&area->store_slots)) {
-			if (batch.count)
-				ret = copy_run(area, &batch);
+			if (batch)
+				ret = copy_run(batch);
+			batch = NULL;
 			if (ret) {
 				mutex_unlock(&chunk->lock);
 				continue;
 			}
 			down(&area->store_slots);
 		}
-		ret = copy_prepare(area, &batch, chunk, idx);
+		if (!batch)
+			batch = copy_batch_new(area);
+		ret = copy_prepare(area, batch, chunk, idx);
 		if (ret)
 			mutex_unlock(&chunk->lock);
-		else if (batch.count == COPY_BATCH)
-			ret = copy_run(area, &batch);
+		else if (batch->count == COPY_BATCH) {
+			ret = copy_run(batch);
+			batch = NULL;
+		}
 	}
-	ret2 = batch.count ? copy_run(area, &batch) : 0;
+	ret2 = 0;
+	if (batch && batch->count)
+		ret2 = copy_run(batch);
+	else if (batch)
+		mempool_free(batch, batch_pool);
 	return ret ? ret : ret2;
 }
 
@@ -889,9 +979,12 @@ int diff_area_module_init(void)
 	work_pool = mempool_create_kmalloc_pool(64, WORK_SIZE);
 	if (!work_pool)
 		goto fail_cache;
+	batch_pool = mempool_create_kmalloc_pool(16, sizeof(struct copy_batch));
+	if (!batch_pool)
+		goto fail_pool;
 	blksnap_wq = alloc_workqueue("blksnap", WQ_UNBOUND | WQ_MEM_RECLAIM, 0);
 	if (!blksnap_wq)
-		goto fail_pool;
+		goto fail_batch;
 	store_wq = alloc_workqueue("blksnap-store", WQ_UNBOUND | WQ_MEM_RECLAIM,
 				   0);
 	if (!store_wq)
@@ -900,6 +993,8 @@ int diff_area_module_init(void)
 
 fail_wq:
 	destroy_workqueue(blksnap_wq);
+fail_batch:
+	mempool_destroy(batch_pool);
 fail_pool:
 	mempool_destroy(work_pool);
 fail_cache:
@@ -913,6 +1008,7 @@ void diff_area_module_exit(void)
 {
 	destroy_workqueue(blksnap_wq);
 	destroy_workqueue(store_wq);
+	mempool_destroy(batch_pool);
 	mempool_destroy(work_pool);
 	kmem_cache_destroy(chunk_cache);
 	bioset_exit(&blksnap_bio_set);

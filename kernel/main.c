@@ -40,10 +40,10 @@ MODULE_PARM_DESC(tracking_block_maximum_count,
  * copied whole on the first write to it, and one bio carries it, so it is
  * at most 1 MiB.
  */
-unsigned int chunk_minimum_shift = 16;
+unsigned int chunk_minimum_shift = 18;
 module_param(chunk_minimum_shift, uint, 0444);
 MODULE_PARM_DESC(chunk_minimum_shift,
-		 "log2 of the smallest copy-on-write chunk in bytes (12-20, default 16)");
+		 "log2 of the smallest copy-on-write chunk in bytes (12-20, default 18)");
 
 unsigned int chunk_maximum_shift = 20;
 module_param(chunk_maximum_shift, uint, 0444);

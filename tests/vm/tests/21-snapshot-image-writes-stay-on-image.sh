@@ -1,5 +1,5 @@
 #!/bin/bash
-# Writes to a snapshot image stay on the image, with chunks of 64 KiB (the
+# Writes to a snapshot image stay on the image, with chunks of 256 KiB (the
 # default), 4 KiB and 1 MiB: at chunk-unaligned places (the first and last
 # sector, across chunk boundaries, part of a chunk, buffered and O_DIRECT)
 # they read back from the image and never show on the original; writes to
@@ -90,6 +90,6 @@ one_round() {
 	run bsio detach "$dev"
 }
 
-one_round 16
+one_round 18
 one_round 12
 one_round 20

@@ -12,9 +12,11 @@ set -eu
 
 read -r dev store <<<"$VM_DISKS"
 journal=$TEST_TMP/journal
-minimum=$((96 * MIB))
-initial=$((128 * MIB))
-step=$((128 * MIB))
+# Sized for the default 256 KiB chunks: a random 4 KiB write takes a
+# whole chunk, and the bash watcher below needs some time to answer.
+minimum=$((192 * MIB))
+initial=$((256 * MIB))
+step=$((256 * MIB))
 region=$((1024 * MIB))
 
 # The parameter is read at load: reload with it, and without it at exit.
