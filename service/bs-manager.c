@@ -619,46 +619,49 @@ file_size (const gchar *path)
 }
 
 /*
- * The spare file of an adopted snapshot: removed if the module never got
- * it (a new one is allocated), a storage file like the others if it did,
- * and kept as one, to be safe, if the sizes do not tell.
+ * The spare files of an adopted snapshot. Spares are appended oldest
+ * first, one at a time, so only the first may have reached the module:
+ * it becomes a storage file like the others if it did; the others, and
+ * it if not, are removed (new ones are allocated). If the sizes do not
+ * tell, all are kept as storage files until the snapshot goes, to be safe.
  */
 static void
-manager_recover_spare (BsManager *self, BsSnapshot *snapshot)
+manager_recover_spares (BsManager *self, BsSnapshot *snapshot)
 {
 	BsStateRecord *record = bs_snapshot_get_record (snapshot);
-	g_autofree gchar *spare = g_steal_pointer (&record->spare);
-	guint64 files_bytes = 0, spare_bytes;
-	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) spares = g_steal_pointer (&record->spares);
+	guint64 files_bytes = 0;
+	BsSpareFate fate;
 
-	if (spare == NULL)
-		return;
-	spare_bytes = file_size (spare);
-	if (spare_bytes == 0 && !g_file_test (spare, G_FILE_TEST_EXISTS))
+	record->spares = g_ptr_array_new_with_free_func (g_free);
+	if (spares->len == 0)
 		return;
 	for (guint i = 0; i < record->files->len; i++)
 		files_bytes += file_size (g_ptr_array_index (record->files, i));
-	switch (bs_state_spare_fate (bs_snapshot_get_allocated (snapshot), files_bytes,
-	                             spare_bytes)) {
-	case BS_SPARE_UNUSED:
-		bs_snapshot_log (snapshot, G_LOG_LEVEL_MESSAGE, "removing unused spare %s", spare);
-		if (!bs_storage_file_remove (spare, &error))
-			g_warning ("%s", error->message);
-		break;
-	case BS_SPARE_APPENDED:
-		bs_snapshot_log (snapshot, G_LOG_LEVEL_MESSAGE,
-		                 "the module has the spare %s: adopting it", spare);
-		g_ptr_array_add (record->files, g_steal_pointer (&spare));
-		break;
-	case BS_SPARE_UNKNOWN:
-	default:
-		bs_snapshot_log (snapshot, G_LOG_LEVEL_WARNING,
-		                 "cannot tell whether the module has the spare %s "
-		                 "(%" G_GUINT64_FORMAT " bytes in the kernel, %" G_GUINT64_FORMAT
-		                 " in the files): keeping it until the snapshot goes", spare,
-		                 bs_snapshot_get_allocated (snapshot), files_bytes);
-		g_ptr_array_add (record->files, g_steal_pointer (&spare));
-		break;
+	fate = bs_state_spare_fate (bs_snapshot_get_allocated (snapshot), files_bytes,
+	                            file_size (g_ptr_array_index (spares, 0)));
+	for (guint i = 0; i < spares->len; i++) {
+		gchar *spare = g_ptr_array_index (spares, i);
+		g_autoptr(GError) error = NULL;
+
+		if (fate == BS_SPARE_UNKNOWN) {
+			bs_snapshot_log (snapshot, G_LOG_LEVEL_WARNING,
+			                 "cannot tell whether the module has the spare %s "
+			                 "(%" G_GUINT64_FORMAT " bytes in the kernel, %"
+			                 G_GUINT64_FORMAT " in the files): keeping it until the "
+			                 "snapshot goes", spare, bs_snapshot_get_allocated (snapshot),
+			                 files_bytes);
+			g_ptr_array_add (record->files, g_strdup (spare));
+		} else if (i == 0 && fate == BS_SPARE_APPENDED) {
+			bs_snapshot_log (snapshot, G_LOG_LEVEL_MESSAGE,
+			                 "the module has the spare %s: adopting it", spare);
+			g_ptr_array_add (record->files, g_strdup (spare));
+		} else {
+			bs_snapshot_log (snapshot, G_LOG_LEVEL_MESSAGE, "removing unused spare %s",
+			                 spare);
+			if (!bs_storage_file_remove (spare, &error))
+				g_warning ("%s", error->message);
+		}
 	}
 }
 
@@ -697,7 +700,8 @@ manager_collect_storage_files (BsManager *self)
 		record = bs_snapshot_get_record (snapshot);
 		for (guint i = 0; i < record->files->len; i++)
 			listed |= g_strcmp0 (g_ptr_array_index (record->files, i), path) == 0;
-		listed |= g_strcmp0 (record->spare, path) == 0;
+		for (guint i = 0; i < record->spares->len; i++)
+			listed |= g_strcmp0 (g_ptr_array_index (record->spares, i), path) == 0;
 		if (!listed) {
 			bs_snapshot_log (snapshot, G_LOG_LEVEL_MESSAGE, "adopting storage file %s", path);
 			g_ptr_array_add (record->files, g_steal_pointer (&path));
@@ -755,7 +759,7 @@ manager_recover (BsManager *self, GError **error)
 		bs_snapshot_log (snapshot, G_LOG_LEVEL_MESSAGE, "adopted (%s, owner uid %u)",
 		                 bs_snapshot_get_state_string (snapshot),
 		                 bs_snapshot_get_record (snapshot)->owner);
-		manager_recover_spare (self, snapshot);
+		manager_recover_spares (self, snapshot);
 		manager_add_snapshot (self, snapshot);
 	}
 
@@ -764,8 +768,8 @@ manager_recover (BsManager *self, GError **error)
 		BsStateRecord *r = g_ptr_array_index (records, j);
 		g_autofree gchar *id = bs_uuid_to_string (&r->id);
 
-		if (r->spare != NULL)
-			g_ptr_array_add (r->files, g_steal_pointer (&r->spare));
+		g_ptr_array_extend_and_steal (r->files, g_steal_pointer (&r->spares));
+		r->spares = g_ptr_array_new_with_free_func (g_free);
 		g_message ("snapshot %s is gone from the kernel: removing its %u storage file(s)",
 		           id, r->files->len);
 		for (guint k = 0; k < r->files->len; k++) {

@@ -44,7 +44,8 @@ struct _BsSnapshot {
 	struct blksnap_snapshot_info info;  /* as last refreshed */
 	GHashTable *images;                 /* "MAJ:MIN" -> "/dev/NAME" */
 	guint64 pending;                    /* bytes being appended */
-	BsStorageFile *spare;               /* allocated ahead; record->spare */
+	GPtrArray *spares;                  /* BsStorageFile allocated ahead, oldest
+	                                     * first; record->spares names them */
 	guint64 refill_size;                /* a spare being allocated, or 0 */
 	gboolean spare_wanted;              /* an event waits for that spare */
 	GPtrArray *refill_waiters;          /* GTasks returned when it is done */
@@ -255,15 +256,21 @@ bs_snapshot_refresh (BsSnapshot *self, GError **error)
 /* ---------------------------------------------------------------- growth */
 
 /*
- * How storage grows. Allocating a file (fallocate, fsync, FIEMAP) takes
- * a while when the disk is busy, and a low-space event means the disk is
- * busy: so each snapshot keeps one spare file allocated ahead, and the
- * answer to an event is just the append ioctl with the spare's extents.
- * A new spare is then allocated in the background. The spare counts
- * against the limit and the reserve (it is made only when it fits, and
- * dropped when an explicit growth needs its room); the state file names
- * it, so a restarted daemon removes or adopts it.
+ * How storage grows. Allocating a file (create, fallocate, fsync, FIEMAP)
+ * takes hundreds of milliseconds when the disk is busy, and a low-space
+ * event means the disk is busy: so each snapshot keeps spare files
+ * allocated ahead, and the answer to an event is just the append ioctl
+ * with the oldest spare's extents. A new spare is then allocated in the
+ * background. One spare is the size of an automatic growth; there are
+ * as many as it takes to hold twice the module's threshold (one, with the
+ * defaults; at most SPARES_MAX): the threshold is what the module expects
+ * to be written while it waits for an answer, so the next event finds a
+ * spare even if the refill after this one is slow. Spares count against
+ * the limit and the reserve (made only when they fit, dropped when an
+ * explicit growth needs their room); the state file names them, so a
+ * restarted daemon removes or adopts them.
  */
+#define SPARES_MAX 4
 
 /*
  * One allocation and/or append in a worker thread. The worker creates the
@@ -414,21 +421,56 @@ snapshot_room (BsSnapshot *self)
 	return self->record->limit - MIN (self->record->limit, taken);
 }
 
-/* Removes the spare file (not appended) and forgets it. */
+/* Forgets @path as a spare in the record. */
 static void
+snapshot_forget_spare (BsSnapshot *self, const gchar *path)
+{
+	for (guint i = 0; i < self->record->spares->len; i++) {
+		if (g_strcmp0 (g_ptr_array_index (self->record->spares, i), path) == 0) {
+			g_ptr_array_remove_index (self->record->spares, i);
+			break;
+		}
+	}
+}
+
+/* Bytes of the spares, ready and being allocated. */
+static guint64
+snapshot_spares_bytes (BsSnapshot *self)
+{
+	guint64 total = self->refill_size;
+
+	for (guint i = 0; i < self->spares->len; i++)
+		total += ((BsStorageFile *) g_ptr_array_index (self->spares, i))->size;
+	return total;
+}
+
+/* Removes the newest ready spare (not appended) and forgets it. */
+static gboolean
 snapshot_drop_spare (BsSnapshot *self, const gchar *why)
 {
+	g_autoptr(BsStorageFile) file = NULL;
 	g_autoptr(GError) error = NULL;
 
-	if (self->spare == NULL)
-		return;
-	bs_snapshot_log (self, G_LOG_LEVEL_INFO, "dropping the spare of %" G_GUINT64_FORMAT
-	                 " MiB: %s", self->spare->size / BS_MIB, why);
-	if (!bs_storage_file_remove (self->spare->path, &error))
+	if (self->spares->len == 0)
+		return FALSE;
+	file = g_ptr_array_steal_index (self->spares, self->spares->len - 1);
+	bs_snapshot_log (self, G_LOG_LEVEL_INFO, "dropping a spare of %" G_GUINT64_FORMAT
+	                 " MiB: %s", file->size / BS_MIB, why);
+	if (!bs_storage_file_remove (file->path, &error))
 		bs_snapshot_log (self, G_LOG_LEVEL_WARNING, "%s", error->message);
-	g_clear_pointer (&self->spare, bs_storage_file_free);
-	g_clear_pointer (&self->record->spare, g_free);
+	snapshot_forget_spare (self, file->path);
 	g_signal_emit (self, signals[SIGNAL_RECORD_CHANGED], 0);
+	return TRUE;
+}
+
+/* Drops spares until they fit under the limit again (an explicit growth
+ * took the room they were kept in). */
+static void
+snapshot_trim_spares (BsSnapshot *self)
+{
+	while (snapshot_spares_bytes (self) > snapshot_room (self) &&
+	       snapshot_drop_spare (self, "the limit has no room for it any more"))
+		;
 }
 
 /* The free space of the storage filesystem beyond its reserve. */
@@ -466,7 +508,7 @@ grow_thread_done (GObject *source, GAsyncResult *res, gpointer user_data)
 		                 " MiB of storage%s: %s", data->size / BS_MIB,
 		                 data->spare ? " from the spare" : "", error->message);
 		if (data->spare) {
-			g_clear_pointer (&self->record->spare, g_free);
+			snapshot_forget_spare (self, data->path);
 			g_signal_emit (self, signals[SIGNAL_RECORD_CHANGED], 0);
 		}
 		self->low_space_ns = 0;
@@ -487,7 +529,7 @@ grow_thread_done (GObject *source, GAsyncResult *res, gpointer user_data)
 
 		if (!bs_storage_file_rename (file, name, &error_rename))
 			bs_snapshot_log (self, G_LOG_LEVEL_WARNING, "%s", error_rename->message);
-		g_clear_pointer (&self->record->spare, g_free);
+		snapshot_forget_spare (self, data->path);
 	}
 	g_ptr_array_add (self->record->files, g_strdup (file->path));
 	bs_snapshot_refresh (self, NULL);
@@ -516,9 +558,7 @@ grow_thread_done (GObject *source, GAsyncResult *res, gpointer user_data)
 	/* the manager saves the state */
 	g_signal_emit (self, signals[SIGNAL_STORAGE_APPENDED], 0, file->size,
 	               bs_snapshot_get_allocated (self));
-	/* an explicit growth may have taken the room the spare was kept for */
-	if (self->spare != NULL && self->spare->size > snapshot_room (self))
-		snapshot_drop_spare (self, "the limit has no room for it any more");
+	snapshot_trim_spares (self);
 	snapshot_refill_spare (self, NULL);
 	/*
 	 * The module re-arms its low-space event with each append and raises
@@ -547,11 +587,11 @@ snapshot_auto_grow_done (GObject *source, GAsyncResult *res, gpointer user_data)
 	bs_snapshot_grow_finish (BS_SNAPSHOT (source), res, NULL);
 }
 
-/* Hands the spare to the module. */
+/* Hands the oldest spare to the module. */
 static void
 snapshot_append_spare (BsSnapshot *self)
 {
-	BsStorageFile *file = g_steal_pointer (&self->spare);
+	BsStorageFile *file = g_ptr_array_steal_index (self->spares, 0);
 	GTask *outer = g_task_new (self, NULL, snapshot_auto_grow_done, NULL);
 	g_autoptr(GTask) task = g_task_new (self, NULL, grow_thread_done, outer);
 	GrowData *data = grow_data_new (self, file, NULL, 0, TRUE);
@@ -567,7 +607,9 @@ snapshot_append_spare (BsSnapshot *self)
 static void
 snapshot_auto_grow (BsSnapshot *self, guint64 requested)
 {
-	guint64 size = MIN (MAX (self->record->grow_step, requested), snapshot_room (self));
+	guint64 size = MAX (self->record->grow_step, MAX (requested, self->minimum));
+
+	size = MIN (size, snapshot_room (self));
 
 	if (size == 0) {
 		self->low_space_ns = 0;
@@ -583,12 +625,10 @@ snapshot_auto_grow (BsSnapshot *self, guint64 requested)
 static void
 snapshot_answer_low_space (BsSnapshot *self, guint64 requested)
 {
-	if (self->spare != NULL) {
-		if (self->spare->size <= snapshot_room (self)) {
-			snapshot_append_spare (self);
-			return;
-		}
-		snapshot_drop_spare (self, "the limit has no room for it any more");
+	snapshot_trim_spares (self);
+	if (self->spares->len > 0) {
+		snapshot_append_spare (self);
+		return;
 	}
 	if (self->refill_size > 0) {
 		/* it is the quickest way to more room */
@@ -618,8 +658,9 @@ refill_thread_done (GObject *source, GAsyncResult *res, gpointer user_data)
 	} else if (!g_task_propagate_boolean (G_TASK (res), &error)) {
 		bs_snapshot_log (self, G_LOG_LEVEL_WARNING, "cannot allocate a spare of %"
 		                 G_GUINT64_FORMAT " MiB: %s", data->size / BS_MIB, error->message);
-		g_clear_pointer (&self->record->spare, g_free);
+		snapshot_forget_spare (self, data->path);
 		g_signal_emit (self, signals[SIGNAL_RECORD_CHANGED], 0);
+		/* no retry until the next growth: the same would likely fail */
 		if (wanted)
 			snapshot_auto_grow (self, 0);
 	} else {
@@ -628,25 +669,34 @@ refill_thread_done (GObject *source, GAsyncResult *res, gpointer user_data)
 		                 "%.1f, fsync %.1f, FIEMAP %.1f)", file->size / BS_MIB,
 		                 MS (bs_monotonic_ns (), data->queued_ns), file->fallocate_ns / 1e6,
 		                 file->fsync_ns / 1e6, file->fiemap_ns / 1e6);
-		self->spare = g_steal_pointer (&file);
-		if (wanted) {
+		g_ptr_array_add (self->spares, g_steal_pointer (&file));
+		if (wanted)
 			snapshot_answer_low_space (self, 0);
-		} else if (self->spare->size > snapshot_room (self)) {
-			/* an explicit growth took the room meanwhile */
-			snapshot_drop_spare (self, "the limit has no room for it any more");
-			snapshot_refill_spare (self, NULL);
-		}
+		else
+			snapshot_trim_spares (self);
+		/* the next one, if more are kept */
+		snapshot_refill_spare (self, NULL);
 	}
 	for (guint i = 0; waiters != NULL && i < waiters->len; i++)
 		g_task_return_boolean (g_ptr_array_index (waiters, i), TRUE);
 }
 
+/* How many spares to keep: see the top of this section. */
+static guint
+snapshot_spares_wanted (BsSnapshot *self, guint64 size)
+{
+	guint64 want = 2 * self->minimum;
+
+	return CLAMP ((want + size - 1) / MAX (size, 1), 1, SPARES_MAX);
+}
+
 /*
- * Allocates a spare in the background if the snapshot has none: the size
- * of an automatic growth, if the limit and the filesystem's reserve leave
- * room for it (else smaller, or none). @outer, if given, returns when the
- * spare is ready or known not to come (joining a refill under way); it
- * never fails: a snapshot works without a spare, only slower to answer.
+ * Allocates a spare in the background if the snapshot has fewer than it
+ * keeps: the size of an automatic growth, if the limit and the
+ * filesystem's reserve leave room for it (else smaller, or none). @outer,
+ * if given, returns when a spare is ready or known not to come (joining a
+ * refill under way); it never fails: a snapshot works without a spare,
+ * only slower to answer.
  */
 static void
 snapshot_refill_spare (BsSnapshot *self, GTask *outer)
@@ -665,10 +715,12 @@ snapshot_refill_spare (BsSnapshot *self, GTask *outer)
 		}
 		return;
 	}
-	if (self->destroyed || self->spare != NULL ||
+	size = MAX (self->record->grow_step, self->minimum);
+	if (self->destroyed || self->spares->len >= snapshot_spares_wanted (self, size) ||
 	    self->info.state == BLKSNAP_SNAPSHOT_CORRUPTED)
 		goto done;
-	size = MIN (MAX (self->record->grow_step, self->minimum), snapshot_room (self));
+	size = MIN (size, snapshot_room (self) - MIN (snapshot_room (self),
+	                                              snapshot_spares_bytes (self)));
 	if (!snapshot_fs_room (self, &fs_room, NULL, NULL, &error)) {
 		bs_snapshot_log (self, G_LOG_LEVEL_WARNING, "no spare: %s", error->message);
 		goto done;
@@ -679,7 +731,7 @@ snapshot_refill_spare (BsSnapshot *self, GTask *outer)
 		goto done;
 	name = snapshot_file_name (self, TRUE);
 	/* named in the state before it exists: a crash leaves no unknown file */
-	self->record->spare = g_build_filename (self->storage_dir, name, NULL);
+	g_ptr_array_add (self->record->spares, g_build_filename (self->storage_dir, name, NULL));
 	g_signal_emit (self, signals[SIGNAL_RECORD_CHANGED], 0);
 	self->refill_size = size;
 	if (outer_owned != NULL) {
@@ -699,8 +751,9 @@ done:
 /**
  * bs_snapshot_refill_spare_async:
  *
- * Allocates the snapshot's spare file if it has none and there is room
- * for one; finishes when it is ready (or will not come). Never fails.
+ * Allocates a spare file if the snapshot has fewer than it keeps and
+ * there is room; finishes when one is ready (or will not come). Never
+ * fails.
  */
 void
 bs_snapshot_refill_spare_async (BsSnapshot *self, GAsyncReadyCallback callback,
@@ -731,8 +784,8 @@ snapshot_check_growth (BsSnapshot *self, guint64 size, GError **error)
 	}
 	if (!snapshot_fs_room (self, &room, &free_bytes, &reserve, error))
 		return FALSE;
-	if (size > room && self->spare != NULL && size <= room + self->spare->size) {
-		snapshot_drop_spare (self, "a growth needs its room on the filesystem");
+	while (size > room && snapshot_drop_spare (self, "a growth needs its room on the "
+	                                            "filesystem")) {
 		if (!snapshot_fs_room (self, &room, &free_bytes, &reserve, error))
 			return FALSE;
 	}
@@ -793,6 +846,7 @@ bs_snapshot_grow_finish (BsSnapshot *self, GAsyncResult *res, GError **error)
 	return g_task_propagate_boolean (G_TASK (res), error);
 }
 
+/* ------------------------------------------------------------------ take */
 /* ------------------------------------------------------------------ take */
 
 static void
@@ -895,12 +949,8 @@ snapshot_handle_event (gpointer user_data)
 		guint64 free_bytes = msg->event.low_space.free_sectors * 512;
 		guint64 requested = msg->event.low_space.requested_sectors * 512;
 
-		self->low_space_ns = msg->event.time_label;
-		self->event_read_ns = msg->read_ns;
-		self->event_handled_ns = handled_ns;
 		self->minimum = MAX (self->minimum, requested);
 		if (self->pending > 0) {
-			self->low_space_ns = 0;
 			bs_snapshot_log (self, G_LOG_LEVEL_MESSAGE,
 			                 "low on storage: %" G_GUINT64_FORMAT " MiB free, module asks "
 			                 "for %" G_GUINT64_FORMAT " MiB; a growth is under way already",
@@ -911,6 +961,9 @@ snapshot_handle_event (gpointer user_data)
 				self->deferred_handled_ns = handled_ns;
 			}
 		} else {
+			self->low_space_ns = msg->event.time_label;
+			self->event_read_ns = msg->read_ns;
+			self->event_handled_ns = handled_ns;
 			/* first the answer, then the news: the module is waiting */
 			snapshot_answer_low_space (self, requested);
 			bs_snapshot_log (self, G_LOG_LEVEL_MESSAGE,
@@ -1053,16 +1106,17 @@ bs_snapshot_destroy (BsSnapshot *self, GError **error)
 			bs_snapshot_log (self, G_LOG_LEVEL_WARNING, "%s", error_rm->message);
 	}
 	g_ptr_array_set_size (self->record->files, 0);
-	/* the spare, ready or still being allocated (its worker holds an fd
+	/* the spares, ready or still being allocated (a worker holds an fd
 	 * and lets go of the blocks when it ends) */
-	if (self->record->spare != NULL) {
+	for (guint i = 0; i < self->record->spares->len; i++) {
 		g_autoptr(GError) error_rm = NULL;
 
-		if (!bs_storage_file_remove (self->record->spare, &error_rm))
+		if (!bs_storage_file_remove (g_ptr_array_index (self->record->spares, i),
+		                             &error_rm))
 			bs_snapshot_log (self, G_LOG_LEVEL_WARNING, "%s", error_rm->message);
-		g_clear_pointer (&self->record->spare, g_free);
 	}
-	g_clear_pointer (&self->spare, bs_storage_file_free);
+	g_ptr_array_set_size (self->record->spares, 0);
+	g_ptr_array_set_size (self->spares, 0);
 	/* and files the workers are making or appending right now */
 	for (guint i = 0; i < self->inflight->len; i++)
 		grow_data_cancel (g_ptr_array_index (self->inflight, i));
@@ -1178,7 +1232,7 @@ bs_snapshot_finalize (GObject *object)
 	g_object_unref (self->control);
 	g_free (self->storage_dir);
 	bs_state_record_free (self->record);
-	bs_storage_file_free (self->spare);
+	g_ptr_array_unref (self->spares);
 	g_free (self->id_string);
 	g_free (self->id_hex);
 	g_array_unref (self->devices);
@@ -1192,6 +1246,7 @@ bs_snapshot_init (BsSnapshot *self)
 {
 	self->devices = g_array_new (FALSE, FALSE, sizeof (BsDev));
 	self->inflight = g_ptr_array_new ();
+	self->spares = g_ptr_array_new_with_free_func ((GDestroyNotify) bs_storage_file_free);
 	self->images = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
 	self->info.state = BLKSNAP_SNAPSHOT_CREATED;
 }

@@ -16,6 +16,7 @@ bs_state_record_new (const BsUuid *id)
 
 	record->id = *id;
 	record->files = g_ptr_array_new_with_free_func (g_free);
+	record->spares = g_ptr_array_new_with_free_func (g_free);
 	return record;
 }
 
@@ -25,7 +26,7 @@ bs_state_record_free (BsStateRecord *record)
 	if (record == NULL)
 		return;
 	g_free (record->bound_to);
-	g_free (record->spare);
+	g_ptr_array_unref (record->spares);
 	g_ptr_array_unref (record->files);
 	g_free (record);
 }
@@ -54,7 +55,8 @@ bs_state_to_data (GPtrArray *records)
 		g_key_file_set_uint64 (kf, group, "GrowStep", r->grow_step);
 		g_key_file_set_string_list (kf, group, "Files",
 		                            (const gchar *const *) r->files->pdata, r->files->len);
-		g_key_file_set_string (kf, group, "Spare", r->spare != NULL ? r->spare : "");
+		g_key_file_set_string_list (kf, group, "Spares",
+		                            (const gchar *const *) r->spares->pdata, r->spares->len);
 	}
 	return g_key_file_to_data (kf, NULL, NULL);
 }
@@ -130,13 +132,16 @@ bs_state_load_data (const gchar *data, GError **error)
 			g_ptr_array_add (r->files, g_strdup (files[j]));
 		}
 		/* optional: state files of 0.1.0 have no spares */
-		r->spare = g_key_file_get_string (kf, groups[i], "Spare", NULL);
-		if (r->spare != NULL && r->spare[0] == '\0')
-			g_clear_pointer (&r->spare, g_free);
-		if (r->spare != NULL && !g_path_is_absolute (r->spare)) {
-			g_set_error (error, BS_ERROR, BS_ERROR_INVALID_ARGUMENT,
-			             "[%s] Spare: '%s' is not an absolute path", groups[i], r->spare);
-			return NULL;
+		g_clear_pointer (&files, g_strfreev);
+		files = g_key_file_get_string_list (kf, groups[i], "Spares", NULL, NULL);
+		for (guint j = 0; files != NULL && files[j] != NULL; j++) {
+			if (!g_path_is_absolute (files[j])) {
+				g_set_error (error, BS_ERROR, BS_ERROR_INVALID_ARGUMENT,
+				             "[%s] Spares: '%s' is not an absolute path",
+				             groups[i], files[j]);
+				return NULL;
+			}
+			g_ptr_array_add (r->spares, g_strdup (files[j]));
 		}
 		g_ptr_array_add (records, g_steal_pointer (&r));
 	}

@@ -22,10 +22,12 @@ typedef struct {
 	guint64    limit;
 	guint64    grow_step;
 	GPtrArray *files;        /* paths of storage files */
-	gchar     *spare;        /* a file allocated ahead, not appended, or NULL */
+	GPtrArray *spares;       /* files allocated ahead, not appended, oldest
+	                          * first (the next to be appended) */
 } BsStateRecord;
 
-/* What became of a spare file when the daemon stopped, told by the sizes. */
+/* What became of the oldest spare file (the only one that may have been
+ * on its way to the module) when the daemon stopped, told by the sizes. */
 typedef enum {
 	BS_SPARE_UNUSED,    /* the kernel has just the files: the spare is free */
 	BS_SPARE_APPENDED,  /* the kernel has the files and the spare */

@@ -39,7 +39,8 @@ test_state_round_trip (void)
 	a = record_new ("0123456789abcdef0123456789abcdef", 1000, ":1.42");
 	g_ptr_array_add (a->files, g_strdup ("/var/lib/blksnap/a-0.blksnap"));
 	g_ptr_array_add (a->files, g_strdup ("/var/lib/blksnap/a 1;x.blksnap"));
-	a->spare = g_strdup ("/var/lib/blksnap/a-2.spare.blksnap");
+	g_ptr_array_add (a->spares, g_strdup ("/var/lib/blksnap/a-2.spare.blksnap"));
+	g_ptr_array_add (a->spares, g_strdup ("/var/lib/blksnap/a-3.spare.blksnap"));
 	g_ptr_array_add (records, a);
 	b = record_new ("fedcba98-7654-3210-fedc-ba9876543210", 0, NULL);
 	g_ptr_array_add (records, b);
@@ -63,7 +64,10 @@ test_state_round_trip (void)
 		g_assert_cmpstr (x->bound_to, ==, y->bound_to);
 		g_assert_cmpuint (x->limit, ==, y->limit);
 		g_assert_cmpuint (x->grow_step, ==, y->grow_step);
-		g_assert_cmpstr (x->spare, ==, y->spare);
+		g_assert_cmpuint (x->spares->len, ==, y->spares->len);
+		for (guint j = 0; j < x->spares->len; j++)
+			g_assert_cmpstr (g_ptr_array_index (x->spares, j), ==,
+			                 g_ptr_array_index (y->spares, j));
 		g_assert_cmpuint (x->files->len, ==, y->files->len);
 		for (guint j = 0; j < x->files->len; j++)
 			g_assert_cmpstr (g_ptr_array_index (x->files, j), ==,
@@ -94,7 +98,7 @@ test_corrupt_state_refused (void)
 		"[Snapshot 0123456789abcdef0123456789abcdef]\nOwner=0\nCreated=0\nExpiry=0\n"
 		"Limit=0\nGrowStep=0\nBoundTo=\nFiles=relative.blksnap;\n",
 		"[Snapshot 0123456789abcdef0123456789abcdef]\nOwner=0\nCreated=0\nExpiry=0\n"
-		"Limit=0\nGrowStep=0\nBoundTo=\nSpare=relative.spare.blksnap\n",
+		"Limit=0\nGrowStep=0\nBoundTo=\nSpares=/s/a.spare.blksnap;relative.spare.blksnap;\n",
 	};
 
 	for (guint i = 0; i < G_N_ELEMENTS (bad); i++) {
@@ -119,7 +123,7 @@ test_state_without_spare_loads (void)
 	g_assert_no_error (error);
 	g_assert_cmpuint (loaded->len, ==, 1);
 	r = g_ptr_array_index (loaded, 0);
-	g_assert_null (r->spare);
+	g_assert_cmpuint (r->spares->len, ==, 0);
 	g_assert_cmpuint (r->files->len, ==, 1);
 }
 

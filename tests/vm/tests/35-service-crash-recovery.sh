@@ -52,7 +52,7 @@ files=$(appended_files)
 assert_eq "$(wc -l <<<"$files")" 2 "storage files of the two snapshots"
 spares=$(spare_files)
 assert_eq "$(wc -l <<<"$spares")" 2 "spare files of the two snapshots"
-for f in $spares; do grep -qx "Spare=$f" "$SVC_STATE" || fail "$f is not in the state file"; done
+for f in $spares; do grep -qx "Spares=$f;" "$SVC_STATE" || fail "$f is not in the state file"; done
 
 # 1. SIGKILL in the middle of writes to the taken snapshot's device
 fio --name=w --filename="$p1" --rw=write --bs=64k --size=32m --rate=8m --direct=1 \
@@ -82,7 +82,7 @@ for f in $spares; do
 	grep -q "removing unused spare $f" "$SVC_LOG" || fail "nothing logged about the spare $f"
 done
 for _ in $(seq 100); do
-	[ "$(spare_files | wc -l)" = 2 ] && ! grep -q "^Spare=$" "$SVC_STATE" && break
+	[ "$(spare_files | wc -l)" = 2 ] && [ "$(grep -c '^Spares=/' "$SVC_STATE")" = 2 ] && break
 	sleep 0.1
 done
 assert_eq "$(spare_files | wc -l)" 2 "spare files allocated again after the restart"
