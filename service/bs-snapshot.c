@@ -290,7 +290,9 @@ typedef struct {
 	BsStorageFile *file;    /* made by the worker unless given */
 	gboolean fill;          /* allocate the file first */
 	gboolean append;        /* hand it to the module */
-	gboolean spare;         /* it is the spare */
+	gboolean spare;         /* it is a spare, named @spare_path in the record */
+	gchar *spare_path;
+	gchar *final_name;      /* what an appended spare is renamed to */
 	guint64 queued_ns;      /* CLOCK_MONOTONIC when the work was asked for */
 	guint64 started_ns;     /* when the worker thread began */
 	guint64 append_ns;      /* before the append ioctl */
@@ -304,6 +306,8 @@ grow_data_free (GrowData *data)
 	g_free (data->dir);
 	g_free (data->name);
 	g_free (data->path);
+	g_free (data->spare_path);
+	g_free (data->final_name);
 	g_mutex_clear (&data->lock);
 	bs_storage_file_free (data->file);
 	g_free (data);
@@ -354,6 +358,22 @@ storage_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *
 			return;
 		}
 		data->appended_ns = bs_monotonic_ns ();
+	}
+	if (data->final_name != NULL) {
+		/* an appended spare is a storage file like the others (renamed
+		 * here: a rename may wait for the journal) */
+		g_autoptr(GError) error_rename = NULL;
+
+		g_mutex_lock (&data->lock);
+		if (!data->cancelled) {
+			if (bs_storage_file_rename (data->file, data->final_name, &error_rename)) {
+				g_free (data->path);
+				data->path = g_strdup (data->file->path);
+			} else {
+				g_warning ("%s", error_rename->message);
+			}
+		}
+		g_mutex_unlock (&data->lock);
 	}
 	g_task_return_boolean (task, TRUE);
 }
@@ -508,7 +528,7 @@ grow_thread_done (GObject *source, GAsyncResult *res, gpointer user_data)
 		                 " MiB of storage%s: %s", data->size / BS_MIB,
 		                 data->spare ? " from the spare" : "", error->message);
 		if (data->spare) {
-			snapshot_forget_spare (self, data->path);
+			snapshot_forget_spare (self, data->spare_path);
 			g_signal_emit (self, signals[SIGNAL_RECORD_CHANGED], 0);
 		}
 		self->low_space_ns = 0;
@@ -522,15 +542,8 @@ grow_thread_done (GObject *source, GAsyncResult *res, gpointer user_data)
 		                         "snapshot %s was destroyed", self->id_string);
 		return;
 	}
-	if (data->spare) {
-		/* an appended spare is a storage file like the others */
-		g_autofree gchar *name = snapshot_file_name (self, FALSE);
-		g_autoptr(GError) error_rename = NULL;
-
-		if (!bs_storage_file_rename (file, name, &error_rename))
-			bs_snapshot_log (self, G_LOG_LEVEL_WARNING, "%s", error_rename->message);
-		snapshot_forget_spare (self, data->path);
-	}
+	if (data->spare)
+		snapshot_forget_spare (self, data->spare_path);
 	g_ptr_array_add (self->record->files, g_strdup (file->path));
 	bs_snapshot_refresh (self, NULL);
 	bs_snapshot_log (self, G_LOG_LEVEL_MESSAGE,
@@ -597,6 +610,8 @@ snapshot_append_spare (BsSnapshot *self)
 	GrowData *data = grow_data_new (self, file, NULL, 0, TRUE);
 
 	data->spare = TRUE;
+	data->spare_path = g_strdup (file->path);
+	data->final_name = snapshot_file_name (self, FALSE);
 	self->pending += file->size;
 	g_task_set_task_data (task, data, (GDestroyNotify) grow_data_free);
 	g_task_run_in_thread (task, storage_thread);
