@@ -23,6 +23,8 @@ set -eu
 . "$BLKSNAP_SRC/tests/vm/lib.sh"
 # shellcheck source=../service-lib.sh
 . "$BLKSNAP_SRC/tests/vm/service-lib.sh"
+# shellcheck source=../backup-lib.sh
+. "$BLKSNAP_SRC/tests/vm/backup-lib.sh"
 
 need_cmd sfdisk mkfs.ext4 e2fsck python3 sha256sum blockdev
 ctl=$BLKSNAP_BUILD/client/blksnapctl
@@ -34,7 +36,6 @@ say() { # plain words in the demo, a log line in the test
 	if [ "$DEMO" = 1 ]; then printf '\n==> %s\n' "$*"; else log "$*"; fi
 }
 json_ok() { python3 -m json.tool >/dev/null || fail "not valid JSON: $1"; }
-jget() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 image_of() { # SNAPSHOT-ID MAJ:MIN: the image's device node
 	"$ctl" snapshot info --json "$1" | jget "d['Images']['$2']"
 }
@@ -49,11 +50,8 @@ module_load
 on_exit module_unload
 
 say "Preparing: a 256 MiB partition on $disk with an ext4 file system"
-echo 'start=2048, size=524288, type=83' | sfdisk -q --wipe always "$disk" >/dev/null
-blockdev --rereadpt "$disk" 2>/dev/null || true
-dev=${disk}1
-for _ in $(seq 50); do [ -b "$dev" ] && break; sleep 0.1; done
-[ -b "$dev" ] || fail "$dev did not appear"
+bk_partition "$disk" 256
+dev=$BK_DEV
 majmin=$(printf '%d:%d' "0x$(stat -c %t "$dev")" "0x$(stat -c %T "$dev")")
 
 say "Starting the system bus, polkitd and blksnapd (snapshot storage on $store_disk)"
@@ -172,15 +170,9 @@ rm -f "$TEST_TMP/store/bad.img"
 umount "$fs"
 "$ctl" backup "$dev" --to "$backups" --quiet     # point 3: everything so far
 bs=$("$ctl" cbt --json "$dev" | jget "d['BlockSize']")
-cap=$(blockdev --getsize64 "$dev")
 say "200 random 4 KiB writes on $dev (tracking block $((bs / 1024)) KiB), then an incremental backup"
-: >"$TEST_TMP/blocks"
-for _ in $(seq 200); do
-	off=$(( (RANDOM * 32768 + RANDOM) % (cap / 4096) ))
-	dd if=/dev/urandom of="$dev" bs=4096 seek=$off count=1 oflag=direct conv=notrunc status=none
-	echo $((off * 4096 / bs)) >>"$TEST_TMP/blocks"
-done
-changed=$(( $(sort -un "$TEST_TMP/blocks" | wc -l) * bs ))
+bk_random_writes "$dev" 200 "$bs"
+changed=$BK_CHANGED
 dev_sum=$(sum "$dev")
 "$ctl" backup "$dev" --to "$backups" --json >"$TEST_TMP/p4.json"
 json_ok "backup --json" <"$TEST_TMP/p4.json"

@@ -17,13 +17,14 @@ set -eu
 . "$BLKSNAP_SRC/tests/vm/lib.sh"
 # shellcheck source=../service-lib.sh
 . "$BLKSNAP_SRC/tests/vm/service-lib.sh"
+# shellcheck source=../backup-lib.sh
+. "$BLKSNAP_SRC/tests/vm/backup-lib.sh"
 
 need_cmd sfdisk python3 sha256sum blockdev
 ctl=$BLKSNAP_BUILD/client/blksnapctl
 [ -x "$ctl" ] || fail "blksnapctl not built"
 MiB=$((1 << 20))
 RULES=/etc/polkit-1/rules.d/50-blksnap-backup-group.rules
-jget() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 sum() { sha256sum "$1" | cut -d' ' -f1; }
 
 read -r disk store_disk <<<"$VM_DISKS"
@@ -31,11 +32,8 @@ module_load
 on_exit module_unload
 
 # a 128 MiB partition full of random data
-echo 'start=2048, size=262144, type=83' | sfdisk -q --wipe always "$disk" >/dev/null
-blockdev --rereadpt "$disk" 2>/dev/null || true
-dev=${disk}1
-for _ in $(seq 50); do [ -b "$dev" ] && break; sleep 0.1; done
-[ -b "$dev" ] || fail "$dev did not appear"
+bk_partition "$disk" 128
+dev=$BK_DEV
 run dd if=/dev/urandom of="$dev" bs=1M count=128 oflag=direct status=none
 
 svc_storage "$store_disk"
