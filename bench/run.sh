@@ -7,8 +7,10 @@
 #
 # Benchmarks are guest scripts in bench/guest/: cbt-overhead (tracking
 # cost, CBT memory), snapshot-io (snapshot cost next to dm-snapshot, image
-# reads, take latency) and service-events (blksnapd: low-space event to
-# appended storage, RSS, GetManagedObjects). Each prints ratios measured
+# reads, take latency), service-events (blksnapd: low-space event to
+# appended storage, RSS, GetManagedObjects) and backup-throughput
+# (blksnapctl backup against dd of the same image; incremental bytes read
+# per byte changed). Each prints ratios measured
 # side by side in one guest, and "bench-check: PASS|FAIL ..." lines for the bars it checks.
 # Results: BUILD/bench-results/RELEASE/NAME.log. Knobs: BENCH_SECONDS,
 # BENCH_ROUNDS, BENCH_TAKES (see the scripts).
@@ -21,7 +23,7 @@ while [ $# -gt 0 ]; do
 	case "$1" in
 	--build) build=$2; shift 2 ;;
 	--filter) filter=$2; shift 2 ;;
-	-h|--help) sed -n '3,14p' "$0"; exit 0 ;;
+	-h|--help) sed -n '3,16p' "$0"; exit 0 ;;
 	*) break ;;
 	esac
 done
