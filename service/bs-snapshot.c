@@ -20,6 +20,85 @@
 #define WATCH_TIMEOUT_MS 500
 
 /*
+ * The spares ready to be appended, oldest first. Shared with the watcher
+ * thread, which appends one the moment the module asks, without waiting
+ * for the main loop; the main loop adds and drops them.
+ */
+typedef struct {
+	gatomicrefcount ref;
+	GMutex lock;
+	GPtrArray *files;  /* BsStorageFile, under @lock */
+} BsSpares;
+
+static BsSpares *
+spares_new (void)
+{
+	BsSpares *sp = g_new0 (BsSpares, 1);
+
+	g_atomic_ref_count_init (&sp->ref);
+	g_mutex_init (&sp->lock);
+	sp->files = g_ptr_array_new_with_free_func ((GDestroyNotify) bs_storage_file_free);
+	return sp;
+}
+
+static BsSpares *
+spares_ref (BsSpares *sp)
+{
+	g_atomic_ref_count_inc (&sp->ref);
+	return sp;
+}
+
+static void
+spares_unref (BsSpares *sp)
+{
+	if (!g_atomic_ref_count_dec (&sp->ref))
+		return;
+	g_ptr_array_unref (sp->files);
+	g_mutex_clear (&sp->lock);
+	g_free (sp);
+}
+
+/* (transfer full) (nullable): the oldest, or with @newest the newest */
+static BsStorageFile *
+spares_take (BsSpares *sp, gboolean newest)
+{
+	BsStorageFile *file = NULL;
+
+	g_mutex_lock (&sp->lock);
+	if (sp->files->len > 0)
+		file = g_ptr_array_steal_index (sp->files, newest ? sp->files->len - 1 : 0);
+	g_mutex_unlock (&sp->lock);
+	return file;
+}
+
+static void
+spares_add (BsSpares *sp, BsStorageFile *file)
+{
+	g_mutex_lock (&sp->lock);
+	g_ptr_array_add (sp->files, file);
+	g_mutex_unlock (&sp->lock);
+}
+
+static void
+spares_count (BsSpares *sp, guint *count, guint64 *bytes)
+{
+	g_mutex_lock (&sp->lock);
+	*count = sp->files->len;
+	*bytes = 0;
+	for (guint i = 0; i < sp->files->len; i++)
+		*bytes += ((BsStorageFile *) g_ptr_array_index (sp->files, i))->size;
+	g_mutex_unlock (&sp->lock);
+}
+
+static void
+spares_clear (BsSpares *sp)
+{
+	g_mutex_lock (&sp->lock);
+	g_ptr_array_set_size (sp->files, 0);
+	g_mutex_unlock (&sp->lock);
+}
+
+/*
  * The watcher thread's share of a snapshot. The thread must not keep the
  * snapshot alive, so it only holds a weak reference, resolved in the main
  * loop when an event arrives.
@@ -31,6 +110,7 @@ typedef struct {
 	BsControl *control;
 	BsUuid id;
 	GMainContext *context;
+	BsSpares *spares;
 } BsWatcher;
 
 struct _BsSnapshot {
@@ -44,8 +124,8 @@ struct _BsSnapshot {
 	struct blksnap_snapshot_info info;  /* as last refreshed */
 	GHashTable *images;                 /* "MAJ:MIN" -> "/dev/NAME" */
 	guint64 pending;                    /* bytes being appended */
-	GPtrArray *spares;                  /* BsStorageFile allocated ahead, oldest
-	                                     * first; record->spares names them */
+	BsSpares *spares;                   /* allocated ahead; record->spares names
+	                                     * them, and the one being allocated */
 	guint64 refill_size;                /* a spare being allocated, or 0 */
 	gboolean spare_wanted;              /* an event waits for that spare */
 	GPtrArray *refill_waiters;          /* GTasks returned when it is done */
@@ -290,9 +370,7 @@ typedef struct {
 	BsStorageFile *file;    /* made by the worker unless given */
 	gboolean fill;          /* allocate the file first */
 	gboolean append;        /* hand it to the module */
-	gboolean spare;         /* it is a spare, named @spare_path in the record */
-	gchar *spare_path;
-	gchar *final_name;      /* what an appended spare is renamed to */
+	gboolean spare;         /* it is a spare, named @path in the record */
 	guint64 queued_ns;      /* CLOCK_MONOTONIC when the work was asked for */
 	guint64 started_ns;     /* when the worker thread began */
 	guint64 append_ns;      /* before the append ioctl */
@@ -306,8 +384,6 @@ grow_data_free (GrowData *data)
 	g_free (data->dir);
 	g_free (data->name);
 	g_free (data->path);
-	g_free (data->spare_path);
-	g_free (data->final_name);
 	g_mutex_clear (&data->lock);
 	bs_storage_file_free (data->file);
 	g_free (data);
@@ -359,22 +435,6 @@ storage_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *
 		}
 		data->appended_ns = bs_monotonic_ns ();
 	}
-	if (data->final_name != NULL) {
-		/* an appended spare is a storage file like the others (renamed
-		 * here: a rename may wait for the journal) */
-		g_autoptr(GError) error_rename = NULL;
-
-		g_mutex_lock (&data->lock);
-		if (!data->cancelled) {
-			if (bs_storage_file_rename (data->file, data->final_name, &error_rename)) {
-				g_free (data->path);
-				data->path = g_strdup (data->file->path);
-			} else {
-				g_warning ("%s", error_rename->message);
-			}
-		}
-		g_mutex_unlock (&data->lock);
-	}
 	g_task_return_boolean (task, TRUE);
 }
 
@@ -421,13 +481,13 @@ grow_data_cancel (GrowData *data)
 }
 
 /* A new file's name: the id in it lets recovery tell whose file it is
- * even if the daemon died before writing the state file. */
+ * even if the daemon died before writing the state file. (A spare is
+ * named like any other: whether the module has it is in the record.) */
 static gchar *
-snapshot_file_name (BsSnapshot *self, gboolean spare)
+snapshot_file_name (BsSnapshot *self)
 {
-	return g_strdup_printf ("%s-%u-%" G_GINT64_FORMAT "%s", self->id_hex, self->file_seq++,
-	                        g_get_real_time (),
-	                        spare ? BS_STORAGE_SPARE_SUFFIX : BS_STORAGE_SUFFIX);
+	return g_strdup_printf ("%s-%u-%" G_GINT64_FORMAT BS_STORAGE_SUFFIX, self->id_hex,
+	                        self->file_seq++, g_get_real_time ());
 }
 
 /* Bytes the limit still allows, counting what is under way. */
@@ -457,23 +517,22 @@ snapshot_forget_spare (BsSnapshot *self, const gchar *path)
 static guint64
 snapshot_spares_bytes (BsSnapshot *self)
 {
-	guint64 total = self->refill_size;
+	guint64 ready;
+	guint count;
 
-	for (guint i = 0; i < self->spares->len; i++)
-		total += ((BsStorageFile *) g_ptr_array_index (self->spares, i))->size;
-	return total;
+	spares_count (self->spares, &count, &ready);
+	return ready + self->refill_size;
 }
 
 /* Removes the newest ready spare (not appended) and forgets it. */
 static gboolean
 snapshot_drop_spare (BsSnapshot *self, const gchar *why)
 {
-	g_autoptr(BsStorageFile) file = NULL;
+	g_autoptr(BsStorageFile) file = spares_take (self->spares, TRUE);
 	g_autoptr(GError) error = NULL;
 
-	if (self->spares->len == 0)
+	if (file == NULL)
 		return FALSE;
-	file = g_ptr_array_steal_index (self->spares, self->spares->len - 1);
 	bs_snapshot_log (self, G_LOG_LEVEL_INFO, "dropping a spare of %" G_GUINT64_FORMAT
 	                 " MiB: %s", file->size / BS_MIB, why);
 	if (!bs_storage_file_remove (file->path, &error))
@@ -528,7 +587,7 @@ grow_thread_done (GObject *source, GAsyncResult *res, gpointer user_data)
 		                 " MiB of storage%s: %s", data->size / BS_MIB,
 		                 data->spare ? " from the spare" : "", error->message);
 		if (data->spare) {
-			snapshot_forget_spare (self, data->spare_path);
+			snapshot_forget_spare (self, data->path);
 			g_signal_emit (self, signals[SIGNAL_RECORD_CHANGED], 0);
 		}
 		self->low_space_ns = 0;
@@ -543,7 +602,7 @@ grow_thread_done (GObject *source, GAsyncResult *res, gpointer user_data)
 		return;
 	}
 	if (data->spare)
-		snapshot_forget_spare (self, data->spare_path);
+		snapshot_forget_spare (self, data->path);
 	g_ptr_array_add (self->record->files, g_strdup (file->path));
 	bs_snapshot_refresh (self, NULL);
 	bs_snapshot_log (self, G_LOG_LEVEL_MESSAGE,
@@ -600,21 +659,26 @@ snapshot_auto_grow_done (GObject *source, GAsyncResult *res, gpointer user_data)
 	bs_snapshot_grow_finish (BS_SNAPSHOT (source), res, NULL);
 }
 
-/* Hands the oldest spare to the module. */
-static void
+/* Hands the oldest spare to the module (from the main loop: when a spare
+ * comes after the event). */
+static gboolean
 snapshot_append_spare (BsSnapshot *self)
 {
-	BsStorageFile *file = g_ptr_array_steal_index (self->spares, 0);
-	GTask *outer = g_task_new (self, NULL, snapshot_auto_grow_done, NULL);
-	g_autoptr(GTask) task = g_task_new (self, NULL, grow_thread_done, outer);
-	GrowData *data = grow_data_new (self, file, NULL, 0, TRUE);
+	BsStorageFile *file = spares_take (self->spares, FALSE);
+	GTask *outer;
+	g_autoptr(GTask) task = NULL;
+	GrowData *data;
 
+	if (file == NULL)
+		return FALSE;
+	outer = g_task_new (self, NULL, snapshot_auto_grow_done, NULL);
+	task = g_task_new (self, NULL, grow_thread_done, outer);
+	data = grow_data_new (self, file, NULL, 0, TRUE);
 	data->spare = TRUE;
-	data->spare_path = g_strdup (file->path);
-	data->final_name = snapshot_file_name (self, FALSE);
 	self->pending += file->size;
 	g_task_set_task_data (task, data, (GDestroyNotify) grow_data_free);
 	g_task_run_in_thread (task, storage_thread);
+	return TRUE;
 }
 
 /* Without a spare: the grow step (or what the module asks for, if more),
@@ -641,10 +705,8 @@ static void
 snapshot_answer_low_space (BsSnapshot *self, guint64 requested)
 {
 	snapshot_trim_spares (self);
-	if (self->spares->len > 0) {
-		snapshot_append_spare (self);
+	if (snapshot_append_spare (self))
 		return;
-	}
 	if (self->refill_size > 0) {
 		/* it is the quickest way to more room */
 		bs_snapshot_log (self, G_LOG_LEVEL_MESSAGE,
@@ -684,11 +746,19 @@ refill_thread_done (GObject *source, GAsyncResult *res, gpointer user_data)
 		                 "%.1f, fsync %.1f, FIEMAP %.1f)", file->size / BS_MIB,
 		                 MS (bs_monotonic_ns (), data->queued_ns), file->fallocate_ns / 1e6,
 		                 file->fsync_ns / 1e6, file->fiemap_ns / 1e6);
-		g_ptr_array_add (self->spares, g_steal_pointer (&file));
+		if (snapshot_spares_bytes (self) + file->size > snapshot_room (self)) {
+			/* an explicit growth took the room meanwhile: not handed
+			 * to the watcher even for a moment */
+			bs_snapshot_log (self, G_LOG_LEVEL_INFO, "dropping the new spare: the "
+			                 "limit has no room for it any more");
+			bs_storage_file_remove (file->path, NULL);
+			snapshot_forget_spare (self, file->path);
+			g_signal_emit (self, signals[SIGNAL_RECORD_CHANGED], 0);
+		} else {
+			spares_add (self->spares, g_steal_pointer (&file));
+		}
 		if (wanted)
 			snapshot_answer_low_space (self, 0);
-		else
-			snapshot_trim_spares (self);
 		/* the next one, if more are kept */
 		snapshot_refill_spare (self, NULL);
 	}
@@ -720,7 +790,8 @@ snapshot_refill_spare (BsSnapshot *self, GTask *outer)
 	g_autoptr(GTask) task = NULL;
 	g_autoptr(GError) error = NULL;
 	g_autofree gchar *name = NULL;
-	guint64 size, fs_room;
+	guint64 size, fs_room, ready;
+	guint count;
 
 	if (self->refill_size > 0) {
 		if (outer_owned != NULL) {
@@ -731,7 +802,8 @@ snapshot_refill_spare (BsSnapshot *self, GTask *outer)
 		return;
 	}
 	size = MAX (self->record->grow_step, self->minimum);
-	if (self->destroyed || self->spares->len >= snapshot_spares_wanted (self, size) ||
+	spares_count (self->spares, &count, &ready);
+	if (self->destroyed || count >= snapshot_spares_wanted (self, size) ||
 	    self->info.state == BLKSNAP_SNAPSHOT_CORRUPTED)
 		goto done;
 	size = MIN (size, snapshot_room (self) - MIN (snapshot_room (self),
@@ -744,7 +816,7 @@ snapshot_refill_spare (BsSnapshot *self, GTask *outer)
 	size = MIN (size, fs_room) & ~(BS_MIB - 1);
 	if (size == 0)
 		goto done;
-	name = snapshot_file_name (self, TRUE);
+	name = snapshot_file_name (self);
 	/* named in the state before it exists: a crash leaves no unknown file */
 	g_ptr_array_add (self->record->spares, g_build_filename (self->storage_dir, name, NULL));
 	g_signal_emit (self, signals[SIGNAL_RECORD_CHANGED], 0);
@@ -847,7 +919,12 @@ bs_snapshot_grow_async (BsSnapshot *self, guint64 size, GAsyncReadyCallback call
 		g_task_return_error (outer, error);
 		return;
 	}
-	name = snapshot_file_name (self, FALSE);
+	/* the watcher may append a spare any time: the spares must fit in
+	 * what the limit leaves after this growth */
+	while (snapshot_spares_bytes (self) + size > snapshot_room (self) &&
+	       snapshot_drop_spare (self, "a growth needs its room under the limit"))
+		;
+	name = snapshot_file_name (self);
 	self->pending += size;
 	task = g_task_new (self, NULL, grow_thread_done, g_steal_pointer (&outer));
 	g_task_set_task_data (task, grow_data_new (self, NULL, name, size, TRUE),
@@ -915,6 +992,10 @@ typedef struct {
 	struct blksnap_snapshot_event event;
 	guint64 read_ns;
 	gboolean vanished;
+	BsStorageFile *spare;   /* the spare the watcher appended (or tried to) */
+	GError *append_error;
+	guint64 append_ns;
+	guint64 appended_ns;
 } WatcherMessage;
 
 static BsWatcher *
@@ -930,6 +1011,7 @@ watcher_unref (BsWatcher *w)
 	if (!g_atomic_ref_count_dec (&w->ref))
 		return;
 	g_weak_ref_clear (&w->snapshot);
+	spares_unref (w->spares);
 	g_object_unref (w->control);
 	g_main_context_unref (w->context);
 	g_free (w);
@@ -939,7 +1021,35 @@ static void
 watcher_message_free (WatcherMessage *msg)
 {
 	watcher_unref (msg->watcher);
+	bs_storage_file_free (msg->spare);
+	g_clear_error (&msg->append_error);
 	g_free (msg);
+}
+
+/* Main loop: the watcher appended a spare. */
+static void
+snapshot_spare_appended (BsSnapshot *self, WatcherMessage *msg)
+{
+	BsStorageFile *file = msg->spare;
+
+	snapshot_forget_spare (self, file->path);
+	g_ptr_array_add (self->record->files, g_strdup (file->path));
+	bs_snapshot_refresh (self, NULL);
+	bs_snapshot_log (self, G_LOG_LEVEL_MESSAGE,
+	                 "added %" G_GUINT64_FORMAT " MiB of storage from the spare (%u ranges "
+	                 "on %u:%u), %" G_GUINT64_FORMAT " MiB in all", file->size / BS_MIB,
+	                 file->ranges->len, file->dev.major, file->dev.minor,
+	                 bs_snapshot_get_allocated (self) / BS_MIB);
+	bs_snapshot_log (self, G_LOG_LEVEL_MESSAGE,
+	                 "low-space event answered in %.1f ms by the watcher (read %.1f, "
+	                 "append %.1f)", MS (msg->appended_ns, msg->event.time_label),
+	                 MS (msg->read_ns, msg->event.time_label),
+	                 MS (msg->appended_ns, msg->append_ns));
+	/* the manager saves the state */
+	g_signal_emit (self, signals[SIGNAL_STORAGE_APPENDED], 0, file->size,
+	               bs_snapshot_get_allocated (self));
+	snapshot_trim_spares (self);
+	snapshot_refill_spare (self, NULL);
 }
 
 
@@ -965,6 +1075,23 @@ snapshot_handle_event (gpointer user_data)
 		guint64 requested = msg->event.low_space.requested_sectors * 512;
 
 		self->minimum = MAX (self->minimum, requested);
+		if (msg->spare != NULL && msg->append_error == NULL) {
+			bs_snapshot_log (self, G_LOG_LEVEL_MESSAGE,
+			                 "low on storage: %" G_GUINT64_FORMAT " MiB free, module asks "
+			                 "for %" G_GUINT64_FORMAT " MiB; a spare was appended",
+			                 free_bytes / BS_MIB, requested / BS_MIB);
+			g_signal_emit (self, signals[SIGNAL_LOW_SPACE], 0, free_bytes, requested);
+			snapshot_spare_appended (self, msg);
+			break;
+		}
+		if (msg->spare != NULL) {
+			/* the module took none of it: the main loop tries again */
+			bs_snapshot_log (self, G_LOG_LEVEL_WARNING, "cannot append the spare %s: %s",
+			                 msg->spare->path, msg->append_error->message);
+			bs_storage_file_remove (msg->spare->path, NULL);
+			snapshot_forget_spare (self, msg->spare->path);
+			g_signal_emit (self, signals[SIGNAL_RECORD_CHANGED], 0);
+		}
 		if (self->pending > 0) {
 			bs_snapshot_log (self, G_LOG_LEVEL_MESSAGE,
 			                 "low on storage: %" G_GUINT64_FORMAT " MiB free, module asks "
@@ -1020,6 +1147,23 @@ watcher_post (BsWatcher *w, const struct blksnap_snapshot_event *event, gboolean
 	if (event != NULL)
 		msg->event = *event;
 	msg->vanished = vanished;
+	/*
+	 * The answer to low space, right here: the oldest spare is appended
+	 * before the main loop hears of the event, so a busy main loop (D-Bus
+	 * calls, state saves, a slow disk) does not keep the module waiting.
+	 * The main loop records it when it gets the message.
+	 */
+	if (event != NULL && event->code == BLKSNAP_EVENT_LOW_FREE_SPACE)
+		msg->spare = spares_take (w->spares, FALSE);
+	if (msg->spare != NULL) {
+		msg->append_ns = bs_monotonic_ns ();
+		if (bs_control_snapshot_append_storage (w->control, &w->id, &msg->spare->dev,
+		                                        (struct blksnap_sectors *)
+		                                        msg->spare->ranges->data,
+		                                        msg->spare->ranges->len,
+		                                        &msg->append_error))
+			msg->appended_ns = bs_monotonic_ns ();
+	}
 	g_main_context_invoke_full (w->context, G_PRIORITY_DEFAULT, snapshot_handle_event, msg,
 	                            (GDestroyNotify) watcher_message_free);
 }
@@ -1072,6 +1216,7 @@ bs_snapshot_start_watcher (BsSnapshot *self)
 	w->control = g_object_ref (self->control);
 	w->id = self->record->id;
 	w->context = g_main_context_ref_thread_default ();
+	w->spares = spares_ref (self->spares);
 	self->watcher = w;
 	name = g_strdup_printf ("watch-%.8s", self->id_hex);
 	thread = g_thread_new (name, watcher_thread, watcher_ref (w));
@@ -1131,7 +1276,7 @@ bs_snapshot_destroy (BsSnapshot *self, GError **error)
 			bs_snapshot_log (self, G_LOG_LEVEL_WARNING, "%s", error_rm->message);
 	}
 	g_ptr_array_set_size (self->record->spares, 0);
-	g_ptr_array_set_size (self->spares, 0);
+	spares_clear (self->spares);
 	/* and files the workers are making or appending right now */
 	for (guint i = 0; i < self->inflight->len; i++)
 		grow_data_cancel (g_ptr_array_index (self->inflight, i));
@@ -1247,7 +1392,7 @@ bs_snapshot_finalize (GObject *object)
 	g_object_unref (self->control);
 	g_free (self->storage_dir);
 	bs_state_record_free (self->record);
-	g_ptr_array_unref (self->spares);
+	spares_unref (self->spares);
 	g_free (self->id_string);
 	g_free (self->id_hex);
 	g_array_unref (self->devices);
@@ -1261,7 +1406,7 @@ bs_snapshot_init (BsSnapshot *self)
 {
 	self->devices = g_array_new (FALSE, FALSE, sizeof (BsDev));
 	self->inflight = g_ptr_array_new ();
-	self->spares = g_ptr_array_new_with_free_func ((GDestroyNotify) bs_storage_file_free);
+	self->spares = spares_new ();
 	self->images = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
 	self->info.state = BLKSNAP_SNAPSHOT_CREATED;
 }

@@ -6,7 +6,6 @@
 #include <linux/blksnap.h>
 #include <linux/fs.h>
 #include <linux/magic.h>
-#include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -439,31 +438,6 @@ bs_storage_file_allocate (const gchar *dir, const gchar *name, guint64 size, GEr
 	if (file == NULL || !bs_storage_file_fill (file, error))
 		return NULL;
 	return g_steal_pointer (&file);
-}
-
-/**
- * bs_storage_file_rename:
- * @name: the new name in the same directory (no slash)
- *
- * Renames the file without replacing anything (RENAME_NOREPLACE); the
- * extents stay where they are.
- */
-gboolean
-bs_storage_file_rename (BsStorageFile *file, const gchar *name, GError **error)
-{
-	g_autofree gchar *dir = g_path_get_dirname (file->path);
-	g_autofree gchar *path = g_build_filename (dir, name, NULL);
-
-	if (strchr (name, '/') != NULL ||
-	    renameat2 (AT_FDCWD, file->path, AT_FDCWD, path, RENAME_NOREPLACE) != 0) {
-		gint errsv = strchr (name, '/') != NULL ? EINVAL : errno;
-		g_set_error (error, BS_ERROR, BS_ERROR_FAILED, "rename %s to %s: %s", file->path,
-		             name, g_strerror (errsv));
-		return FALSE;
-	}
-	g_free (file->path);
-	file->path = g_steal_pointer (&path);
-	return TRUE;
 }
 
 /* The clock of the module's event time labels (ktime_get_ns). */

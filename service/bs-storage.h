@@ -17,8 +17,6 @@
 G_BEGIN_DECLS
 
 #define BS_STORAGE_SUFFIX ".blksnap"
-/* a spare: allocated ahead, not handed to the module yet */
-#define BS_STORAGE_SPARE_SUFFIX ".spare" BS_STORAGE_SUFFIX
 
 typedef struct {
 	gchar   *path;
@@ -48,8 +46,6 @@ BsStorageFile *bs_storage_file_create   (const gchar *dir, const gchar *name,
 gboolean       bs_storage_file_fill     (BsStorageFile *file, GError **error);
 BsStorageFile *bs_storage_file_allocate (const gchar *dir, const gchar *name,
                                          guint64 size, GError **error);
-gboolean       bs_storage_file_rename   (BsStorageFile *file, const gchar *name,
-                                         GError **error);
 gboolean bs_storage_file_remove   (const gchar *path, GError **error);
 guint64  bs_monotonic_ns          (void);
 

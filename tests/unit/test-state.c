@@ -39,8 +39,8 @@ test_state_round_trip (void)
 	a = record_new ("0123456789abcdef0123456789abcdef", 1000, ":1.42");
 	g_ptr_array_add (a->files, g_strdup ("/var/lib/blksnap/a-0.blksnap"));
 	g_ptr_array_add (a->files, g_strdup ("/var/lib/blksnap/a 1;x.blksnap"));
-	g_ptr_array_add (a->spares, g_strdup ("/var/lib/blksnap/a-2.spare.blksnap"));
-	g_ptr_array_add (a->spares, g_strdup ("/var/lib/blksnap/a-3.spare.blksnap"));
+	g_ptr_array_add (a->spares, g_strdup ("/var/lib/blksnap/a-2.blksnap"));
+	g_ptr_array_add (a->spares, g_strdup ("/var/lib/blksnap/a-3.blksnap"));
 	g_ptr_array_add (records, a);
 	b = record_new ("fedcba98-7654-3210-fedc-ba9876543210", 0, NULL);
 	g_ptr_array_add (records, b);
@@ -98,7 +98,7 @@ test_corrupt_state_refused (void)
 		"[Snapshot 0123456789abcdef0123456789abcdef]\nOwner=0\nCreated=0\nExpiry=0\n"
 		"Limit=0\nGrowStep=0\nBoundTo=\nFiles=relative.blksnap;\n",
 		"[Snapshot 0123456789abcdef0123456789abcdef]\nOwner=0\nCreated=0\nExpiry=0\n"
-		"Limit=0\nGrowStep=0\nBoundTo=\nSpares=/s/a.spare.blksnap;relative.spare.blksnap;\n",
+		"Limit=0\nGrowStep=0\nBoundTo=\nSpares=/s/a.blksnap;relative.blksnap;\n",
 	};
 
 	for (guint i = 0; i < G_N_ELEMENTS (bad); i++) {

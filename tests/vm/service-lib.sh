@@ -29,6 +29,7 @@
 #   storage_files             all storage files, sorted
 #   appended_files            those handed to the module (not spares)
 #   spare_files               spares: allocated ahead, not appended yet
+#                             (as the state file names them)
 #   BSIOCTL                   the ioctl tool (to check the kernel's side)
 
 SVC_NAME=org.blksnap.BlkSnap1
@@ -174,5 +175,8 @@ as_user() { # NAME CMD...
 }
 
 storage_files() { find "$SVC_STORE" -name '*.blksnap' | sort; }
-appended_files() { find "$SVC_STORE" -name '*.blksnap' ! -name '*.spare.blksnap' | sort; }
-spare_files() { find "$SVC_STORE" -name '*.spare.blksnap' | sort; }
+# spares are named like the others; the state file says which they are
+spare_files() {
+	sed -n 's/^Spares=//p' "$SVC_STATE" 2>/dev/null | tr ';' '\n' | grep . | sort || true
+}
+appended_files() { comm -23 <(storage_files) <(spare_files); }

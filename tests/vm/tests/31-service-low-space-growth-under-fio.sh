@@ -82,8 +82,10 @@ spared=$(grep -c "MiB of storage from the spare" "$SVC_LOG" || true)
 log "$spared growths from the spare"
 [ "$spared" -ge 1 ] || fail "no growth was answered from the spare"
 # spares of one growth each, holding twice the threshold: 2 x 48 MiB -> 2
-for _ in $(seq 100); do [ "$(spare_files | wc -l)" = 2 ] && break; sleep 0.1; done
+spares_ready() { [ "$(spare_files | wc -l)" = 2 ] && [ "$(spare_files | xargs ls 2>/dev/null | wc -l)" = 2 ]; }
+for _ in $(seq 100); do spares_ready && break; sleep 0.1; done
 assert_eq "$(spare_files | wc -l)" 2 "spare files (allocated again after the last growth)"
+for f in $(spare_files); do [ -f "$f" ] || fail "the spare $f is not there"; done
 
 image=$("$SVC_OPEN_IMAGE" "$snap" "$disk" $((kept * MiB)) | sha256sum | cut -d' ' -f1)
 assert_eq "$image" "$before" "checksum of the image's first $kept MiB"
