@@ -28,6 +28,8 @@ typedef struct {
 	gatomicrefcount ref;
 	GMutex lock;
 	GPtrArray *files;  /* BsStorageFile, under @lock */
+	guint64 taken;     /* bytes the watcher appended that the main loop has
+	                    * not seen in the snapshot's allocation yet */
 } BsSpares;
 
 static BsSpares *
@@ -58,17 +60,31 @@ spares_unref (BsSpares *sp)
 	g_free (sp);
 }
 
-/* (transfer full) (nullable): the oldest, or with @newest the newest */
+/*
+ * (transfer full) (nullable): the oldest, or with @newest the newest.
+ * With @for_watcher its bytes count as spares until spares_settle(), so
+ * the main loop never sees room that is being appended.
+ */
 static BsStorageFile *
-spares_take (BsSpares *sp, gboolean newest)
+spares_take (BsSpares *sp, gboolean newest, gboolean for_watcher)
 {
 	BsStorageFile *file = NULL;
 
 	g_mutex_lock (&sp->lock);
 	if (sp->files->len > 0)
 		file = g_ptr_array_steal_index (sp->files, newest ? sp->files->len - 1 : 0);
+	if (file != NULL && for_watcher)
+		sp->taken += file->size;
 	g_mutex_unlock (&sp->lock);
 	return file;
+}
+
+static void
+spares_settle (BsSpares *sp, guint64 size)
+{
+	g_mutex_lock (&sp->lock);
+	sp->taken -= MIN (sp->taken, size);
+	g_mutex_unlock (&sp->lock);
 }
 
 static void
@@ -84,7 +100,7 @@ spares_count (BsSpares *sp, guint *count, guint64 *bytes)
 {
 	g_mutex_lock (&sp->lock);
 	*count = sp->files->len;
-	*bytes = 0;
+	*bytes = sp->taken;
 	for (guint i = 0; i < sp->files->len; i++)
 		*bytes += ((BsStorageFile *) g_ptr_array_index (sp->files, i))->size;
 	g_mutex_unlock (&sp->lock);
@@ -528,7 +544,7 @@ snapshot_spares_bytes (BsSnapshot *self)
 static gboolean
 snapshot_drop_spare (BsSnapshot *self, const gchar *why)
 {
-	g_autoptr(BsStorageFile) file = spares_take (self->spares, TRUE);
+	g_autoptr(BsStorageFile) file = spares_take (self->spares, TRUE, FALSE);
 	g_autoptr(GError) error = NULL;
 
 	if (file == NULL)
@@ -664,7 +680,7 @@ snapshot_auto_grow_done (GObject *source, GAsyncResult *res, gpointer user_data)
 static gboolean
 snapshot_append_spare (BsSnapshot *self)
 {
-	BsStorageFile *file = spares_take (self->spares, FALSE);
+	BsStorageFile *file = spares_take (self->spares, FALSE, FALSE);
 	GTask *outer;
 	g_autoptr(GTask) task = NULL;
 	GrowData *data;
@@ -1035,6 +1051,8 @@ snapshot_spare_appended (BsSnapshot *self, WatcherMessage *msg)
 	snapshot_forget_spare (self, file->path);
 	g_ptr_array_add (self->record->files, g_strdup (file->path));
 	bs_snapshot_refresh (self, NULL);
+	/* now counted in the allocation */
+	spares_settle (self->spares, file->size);
 	bs_snapshot_log (self, G_LOG_LEVEL_MESSAGE,
 	                 "added %" G_GUINT64_FORMAT " MiB of storage from the spare (%u ranges "
 	                 "on %u:%u), %" G_GUINT64_FORMAT " MiB in all", file->size / BS_MIB,
@@ -1090,6 +1108,7 @@ snapshot_handle_event (gpointer user_data)
 			                 msg->spare->path, msg->append_error->message);
 			bs_storage_file_remove (msg->spare->path, NULL);
 			snapshot_forget_spare (self, msg->spare->path);
+			spares_settle (self->spares, msg->spare->size);
 			g_signal_emit (self, signals[SIGNAL_RECORD_CHANGED], 0);
 		}
 		if (self->pending > 0) {
@@ -1154,7 +1173,7 @@ watcher_post (BsWatcher *w, const struct blksnap_snapshot_event *event, gboolean
 	 * The main loop records it when it gets the message.
 	 */
 	if (event != NULL && event->code == BLKSNAP_EVENT_LOW_FREE_SPACE)
-		msg->spare = spares_take (w->spares, FALSE);
+		msg->spare = spares_take (w->spares, FALSE, TRUE);
 	if (msg->spare != NULL) {
 		msg->append_ns = bs_monotonic_ns ();
 		if (bs_control_snapshot_append_storage (w->control, &w->id, &msg->spare->dev,
