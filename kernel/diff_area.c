@@ -66,7 +66,8 @@ struct chunk {
  */
 struct blksnap_bio {
 	struct image_io *io;
-	struct diff_area_stripe *stripe;
+	unsigned long first_counted;
+	unsigned int nr_counted;
 	struct bio bio;
 };
 
@@ -108,8 +109,12 @@ struct defer_work {
 #define WORK_SIZE max3(sizeof(struct cow_work), sizeof(struct image_io), \
 		       sizeof(struct defer_work))
 
-/* A chunk-sized page array; image reads may hold extra references. */
+/*
+ * A chunk-sized page array; image reads may hold extra references. Free
+ * ones are kept in the area for the next copy (see buffer_get()).
+ */
 struct chunk_buffer {
+	struct list_head link;
 	refcount_t users;
 	unsigned int nr_pages;
 	struct page *pages[];
@@ -137,38 +142,94 @@ static unsigned int diff_area_chunk_shift(sector_t capacity)
 	return shift - SECTOR_SHIFT;
 }
 
-static void *buffer_alloc(gfp_t gfp, void *pool_data)
+static void buffer_free(struct chunk_buffer *buf)
 {
-	struct diff_area *area = pool_data;
-	unsigned int nr = diff_area_chunk_bytes(area) >> PAGE_SHIFT;
-	struct chunk_buffer *buf;
-	unsigned int i;
-
-	buf = kmalloc(struct_size(buf, pages, nr), gfp);
-	if (!buf)
-		return NULL;
-	for (i = 0; i < nr; i++) {
-		buf->pages[i] = alloc_page(gfp);
-		if (!buf->pages[i])
-			goto fail;
-	}
-	buf->nr_pages = nr;
-	return buf;
-fail:
-	while (i--)
-		__free_page(buf->pages[i]);
-	kfree(buf);
-	return NULL;
-}
-
-static void buffer_free(void *element, void *pool_data)
-{
-	struct chunk_buffer *buf = element;
 	unsigned int i;
 
 	for (i = 0; i < buf->nr_pages; i++)
 		__free_page(buf->pages[i]);
 	kfree(buf);
+}
+
+static struct chunk_buffer *buffer_alloc(struct diff_area *area, gfp_t gfp)
+{
+	unsigned int nr = diff_area_chunk_bytes(area) >> PAGE_SHIFT;
+	struct chunk_buffer *buf;
+
+	buf = kmalloc(struct_size(buf, pages, nr), gfp);
+	if (!buf)
+		return NULL;
+	for (buf->nr_pages = 0; buf->nr_pages < nr; buf->nr_pages++) {
+		buf->pages[buf->nr_pages] = alloc_page(gfp);
+		if (!buf->pages[buf->nr_pages]) {
+			buffer_free(buf);
+			return NULL;
+		}
+	}
+	return buf;
+}
+
+/*
+ * Buffers are kept once allocated, up to what the store queue can hold:
+ * page allocation (which zeroes pages on distribution kernels) cost more
+ * than the copying itself. The ones made with the area guarantee progress
+ * when memory is short.
+ */
+#define DIFF_AREA_MIN_BUFFERS 2
+
+static struct chunk_buffer *buffer_get_cached(struct diff_area *area)
+{
+	struct chunk_buffer *buf;
+
+	spin_lock(&area->free_lock);
+	buf = list_first_entry_or_null(&area->free_buffers,
+				       struct chunk_buffer, link);
+	if (buf) {
+		list_del(&buf->link);
+		area->nr_free--;
+	}
+	spin_unlock(&area->free_lock);
+	return buf;
+}
+
+/**
+ * buffer_get() - A buffer for a chunk's old data.
+ * @area: The device's area.
+ * @wait: Wait for one to be given back if memory is short; else NULL then.
+ */
+static struct chunk_buffer *buffer_get(struct diff_area *area, bool wait)
+{
+	struct chunk_buffer *buf;
+
+	for (;;) {
+		buf = buffer_get_cached(area);
+		if (!buf)
+			buf = buffer_alloc(area, GFP_NOIO | __GFP_NORETRY |
+						 __GFP_NOWARN);
+		if (buf || !wait)
+			break;
+		wait_event(area->free_wait, READ_ONCE(area->nr_free));
+	}
+	if (buf)
+		refcount_set(&buf->users, 1);
+	return buf;
+}
+
+static void buffer_put(struct diff_area *area, struct chunk_buffer *buf)
+{
+	if (!refcount_dec_and_test(&buf->users))
+		return;
+	spin_lock(&area->free_lock);
+	if (area->nr_free < area->max_free) {
+		list_add(&buf->link, &area->free_buffers);
+		area->nr_free++;
+		buf = NULL;
+	}
+	spin_unlock(&area->free_lock);
+	if (buf)
+		buffer_free(buf);
+	else
+		wake_up(&area->free_wait);
 }
 
 /**
@@ -201,13 +262,22 @@ struct diff_area *diff_area_new(struct block_device *bdev, dev_t dev,
 		atomic_set(&area->stripes[i].readers, 0);
 		init_waitqueue_head(&area->stripes[i].wait);
 	}
-	sema_init(&area->store_slots,
-		  max(4U, DIFF_AREA_QUEUE_BYTES / diff_area_chunk_bytes(area)));
+	area->max_free = max(4U, DIFF_AREA_QUEUE_BYTES /
+				 diff_area_chunk_bytes(area));
+	sema_init(&area->store_slots, area->max_free);
 	init_waitqueue_head(&area->stored);
-	area->buffers = mempool_create(4, buffer_alloc, buffer_free, area);
-	if (!area->buffers) {
-		kvfree(area);
-		return ERR_PTR(-ENOMEM);
+	spin_lock_init(&area->free_lock);
+	INIT_LIST_HEAD(&area->free_buffers);
+	init_waitqueue_head(&area->free_wait);
+	for (i = 0; i < DIFF_AREA_MIN_BUFFERS; i++) {
+		struct chunk_buffer *buf = buffer_alloc(area, GFP_KERNEL);
+
+		if (!buf) {
+			diff_area_free(area);
+			return ERR_PTR(-ENOMEM);
+		}
+		list_add(&buf->link, &area->free_buffers);
+		area->nr_free++;
 	}
 	return area;
 }
@@ -215,13 +285,15 @@ struct diff_area *diff_area_new(struct block_device *bdev, dev_t dev,
 /* Called once no I/O can reach the area any more (diff_area_drain()). */
 void diff_area_free(struct diff_area *area)
 {
+	struct chunk_buffer *buf, *next;
 	struct chunk *chunk;
 	unsigned long idx;
 
 	xa_for_each(&area->chunks, idx, chunk)
 		kmem_cache_free(chunk_cache, chunk);
 	xa_destroy(&area->chunks);
-	mempool_destroy(area->buffers);
+	list_for_each_entry_safe(buf, next, &area->free_buffers, link)
+		buffer_free(buf);
 	kvfree(area);
 }
 
@@ -254,10 +326,10 @@ static struct chunk *chunk_get_or_create(struct diff_area *area,
 	return chunk;
 }
 
-static void buffer_put(struct diff_area *area, struct chunk_buffer *buf)
+/* Where @sector lies within its chunk. */
+static sector_t chunk_offset(struct diff_area *area, sector_t sector)
 {
-	if (refcount_dec_and_test(&buf->users))
-		mempool_free(buf, area->buffers);
+	return sector & ((1ULL << area->chunk_shift) - 1);
 }
 
 static sector_t chunk_sectors(struct diff_area *area, unsigned long idx)
@@ -438,12 +510,10 @@ static void copy_submit(struct copy_batch *batch, bool store)
 	blk_finish_plug(&plug);
 }
 
-/*
- * Reserve what copying a chunk takes. The chunk is locked and the caller
- * holds a store slot for it, which is given back on failure.
- */
+/* Reserve room in storage for a chunk and add it to the batch. */
 static int copy_prepare(struct diff_area *area, struct copy_batch *batch,
-			struct chunk *chunk, unsigned long idx)
+			struct chunk *chunk, unsigned long idx,
+			struct chunk_buffer *buf)
 {
 	struct copy_item *item = &batch->items[batch->count];
 	int ret;
@@ -451,14 +521,11 @@ static int copy_prepare(struct diff_area *area, struct copy_batch *batch,
 	/* Room is taken for a whole chunk, so the last one may grow. */
 	ret = diff_storage_alloc(area->storage, 1ULL << area->chunk_shift,
 				 &item->loc);
-	if (ret) {
-		up(&area->store_slots);
+	if (ret)
 		return ret;
-	}
 	item->chunk = chunk;
 	item->idx = idx;
-	item->buf = mempool_alloc(area->buffers, GFP_NOIO);
-	refcount_set(&item->buf->users, 1);
+	item->buf = buf;
 	batch->count++;
 	return 0;
 }
@@ -544,6 +611,36 @@ static struct copy_batch *copy_batch_new(struct diff_area *area)
 }
 
 /*
+ * Take a store slot and a buffer for one more chunk. Both come back as
+ * stores complete; before waiting for them, the batch (which holds some)
+ * is run. On error nothing is held.
+ */
+static int copy_reserve(struct diff_area *area, struct copy_batch **batch,
+			struct chunk_buffer **buf)
+{
+	bool slot = !down_trylock(&area->store_slots);
+	int ret = 0;
+
+	*buf = NULL;
+	if (slot)
+		*buf = buffer_get(area, false);
+	if (*buf)
+		return 0;
+	if (*batch && (*batch)->count) {
+		ret = copy_run(*batch);
+		*batch = NULL;
+	}
+	if (!slot)
+		down(&area->store_slots);
+	if (ret) {
+		up(&area->store_slots);
+		return ret;
+	}
+	*buf = buffer_get(area, true);
+	return 0;
+}
+
+/*
  * Lock a chunk that still needs copying. Return: the chunk, NULL if it
  * needs nothing, or an ERR_PTR.
  */
@@ -577,6 +674,7 @@ static int diff_area_preserve(struct diff_area *area, unsigned long first,
 			      unsigned long last)
 {
 	struct copy_batch *batch = NULL;
+	struct chunk_buffer *buf;
 	struct chunk *chunk;
 	unsigned long idx;
 	int ret = 0, ret2;
@@ -587,26 +685,19 @@ static int diff_area_preserve(struct diff_area *area, unsigned long first,
 			ret = PTR_ERR_OR_ZERO(chunk);
 			continue;
 		}
-		/*
-		 * Slots come back as stores finish; a batch holding slots
-		 * must run before this one waits for another.
-		 */
-		if (down_trylock(&area->store_slots)) {
-			if (batch)
-				ret = copy_run(batch);
-			batch = NULL;
-			if (ret) {
-				mutex_unlock(&chunk->lock);
-				continue;
-			}
-			down(&area->store_slots);
+		ret = copy_reserve(area, &batch, &buf);
+		if (ret) {
+			mutex_unlock(&chunk->lock);
+			continue;
 		}
 		if (!batch)
 			batch = copy_batch_new(area);
-		ret = copy_prepare(area, batch, chunk, idx);
-		if (ret)
+		ret = copy_prepare(area, batch, chunk, idx, buf);
+		if (ret) {
+			buffer_put(area, buf);
+			up(&area->store_slots);
 			mutex_unlock(&chunk->lock);
-		else if (batch->count == COPY_BATCH) {
+		} else if (batch->count == COPY_BATCH) {
 			ret = copy_run(batch);
 			batch = NULL;
 		}
@@ -673,15 +764,51 @@ bool diff_area_range_stable(struct diff_area *area, sector_t sector,
 	return true;
 }
 
+/* Copy-ahead for sequential writers, at most this much per write. */
+#define COPY_AHEAD_BYTES (4U << 20)
+
+/*
+ * A write that continues the previous one copies the chunks after it as
+ * well: the writer's next writes then pass at once, and the copies go out
+ * in fewer, larger bios. Only while storage is not short, and an error
+ * here is not the snapshot's: a write that needs the chunk will retry.
+ */
+static void diff_area_copy_ahead(struct diff_area *area, sector_t sector,
+				 sector_t count)
+{
+	unsigned long last_chunk = diff_area_chunk_count(area) - 1;
+	unsigned long first = sector >> area->chunk_shift;
+	unsigned long last = (sector + count - 1) >> area->chunk_shift;
+	unsigned long expected = READ_ONCE(area->next_chunk);
+	unsigned long ahead;
+	u64 capacity, used;
+
+	WRITE_ONCE(area->next_chunk, last + 1);
+	if ((first != expected && first + 1 != expected) ||
+	    last >= last_chunk || snapshot_is_corrupted(area->snapshot))
+		return;
+	ahead = min_t(unsigned long, COPY_BATCH,
+		      max(1U, COPY_AHEAD_BYTES / diff_area_chunk_bytes(area)));
+	ahead = min(ahead, last_chunk - last);
+	diff_storage_usage(area->storage, &capacity, &used);
+	if (capacity - used < diff_storage_minimum +
+			      ((u64)ahead << area->chunk_shift))
+		return;
+	diff_area_preserve(area, last + 1, last + ahead);
+}
+
 static void cow_work_fn(struct work_struct *work)
 {
 	struct cow_work *cw = container_of(work, struct cow_work, work);
+	struct diff_area *area = cw->area;
 	struct bio *bio = cw->bio;
+	sector_t sector = bio->bi_iter.bi_sector + cw->offset;
+	sector_t count = bio_sectors(bio);
 
-	diff_area_preserve_range(cw->area, bio->bi_iter.bi_sector + cw->offset,
-				 bio_sectors(bio));
+	diff_area_preserve_range(area, sector, count);
 	/* Submitted from this module: the hook lets it through. */
 	submit_bio_noacct(bio);
+	diff_area_copy_ahead(area, sector, count);
 	mempool_free(cw, work_pool);
 }
 
@@ -755,36 +882,50 @@ static void image_io_put(struct image_io *io)
 	mempool_free(io, work_pool);
 }
 
+/*
+ * A piece of an image bio sent to one place: the original or storage.
+ * @done, @len: Sectors of the image bio it covers.
+ * @bdev, @sector: Where they are read or written.
+ * @first_counted, @nr_counted: Chunks read from the original, counted on
+ *	their stripes until the read completes.
+ */
+struct image_run {
+	sector_t done;
+	sector_t len;
+	struct block_device *bdev;
+	sector_t sector;
+	unsigned long first_counted;
+	unsigned int nr_counted;
+};
+
 static void image_sub_endio(struct bio *bio)
 {
 	struct blksnap_bio *bb = container_of(bio, struct blksnap_bio, bio);
 	struct image_io *io = bb->io;
+	unsigned int i;
 
 	if (bio->bi_status)
 		io->status = bio->bi_status;
-	if (bb->stripe)
-		stripe_read_done(bb->stripe);
+	for (i = 0; i < bb->nr_counted; i++)
+		stripe_read_done(chunk_stripe(io->area, bb->first_counted + i));
 	bio_put(bio);
 	image_io_put(io);
 }
 
-/* Send the part of an image bio that lies in one chunk. */
-static void image_submit_part(struct image_io *io, sector_t done,
-			      sector_t count, struct diff_storage_loc loc,
-			      struct diff_area_stripe *stripe)
+/* Send a run of an image bio on. */
+static void image_submit_run(struct image_io *io, const struct image_run *run)
 {
-	sector_t sector = io->bio->bi_iter.bi_sector + done;
-	sector_t in_chunk = sector & ((1ULL << io->area->chunk_shift) - 1);
 	struct blksnap_bio *bb;
 	struct bio *clone;
 
-	clone = bio_alloc_clone(loc.bdev, io->bio, GFP_NOIO, &blksnap_bio_set);
-	bio_trim(clone, done, count);
-	clone->bi_iter.bi_sector = loc.sector + in_chunk;
+	clone = bio_alloc_clone(run->bdev, io->bio, GFP_NOIO, &blksnap_bio_set);
+	bio_trim(clone, run->done, run->len);
+	clone->bi_iter.bi_sector = run->sector;
 	clone->bi_end_io = image_sub_endio;
 	bb = container_of(clone, struct blksnap_bio, bio);
 	bb->io = io;
-	bb->stripe = stripe;
+	bb->first_counted = run->first_counted;
+	bb->nr_counted = run->nr_counted;
 	atomic_inc(&io->pending);
 	/* Through submit_bio(): the hook records storage writes in the CBT. */
 	submit_bio(clone);
@@ -799,13 +940,31 @@ static sector_t image_part_len(struct image_io *io, sector_t done)
 	return min_t(sector_t, chunk_end - sector, bio_sectors(io->bio) - done);
 }
 
+/*
+ * Add a part to the run, sending the run first if the part does not
+ * continue it on the same device (or differs in being counted).
+ */
+static void image_run_add(struct image_io *io, struct image_run *run,
+			  const struct image_run *part)
+{
+	if (run->len && run->bdev == part->bdev &&
+	    run->sector + run->len == part->sector &&
+	    !run->nr_counted == !part->nr_counted) {
+		run->len += part->len;
+		run->nr_counted += part->nr_counted;
+		return;
+	}
+	if (run->len)
+		image_submit_run(io, run);
+	*run = *part;
+}
+
 /* Copy a part of a chunk held in memory into the image bio. */
 static void image_copy_from_buffer(struct image_io *io, sector_t done,
 				   sector_t count, struct chunk_buffer *buf)
 {
 	sector_t sector = io->bio->bi_iter.bi_sector + done;
-	size_t pos = (sector & ((1ULL << io->area->chunk_shift) - 1)) <<
-		     SECTOR_SHIFT;
+	size_t pos = chunk_offset(io->area, sector) << SECTOR_SHIFT;
 	struct bvec_iter iter = io->bio->bi_iter;
 	struct bio_vec bv;
 
@@ -844,20 +1003,17 @@ static struct chunk_buffer *chunk_get_buffer(struct chunk *chunk)
 }
 
 /*
- * Read the part of an image bio in one chunk: from storage, from memory,
- * or from the original. A read of the original stays counted on the
- * chunk's stripe until it completes, so copy-on-write waits for it.
+ * Where the part of an image bio in one chunk is read: storage, memory
+ * (copied into the bio at once; returns false), or the original. A read
+ * of the original stays counted on the chunk's stripe until it completes,
+ * so copy-on-write waits for it.
  */
-static void image_read_part(struct image_io *io, sector_t done, sector_t len)
+static bool image_read_part(struct image_io *io, struct image_run *part)
 {
 	struct diff_area *area = io->area;
-	unsigned long idx = (io->bio->bi_iter.bi_sector + done) >>
-			    area->chunk_shift;
+	sector_t sector = io->bio->bi_iter.bi_sector + part->done;
+	unsigned long idx = sector >> area->chunk_shift;
 	struct diff_area_stripe *stripe = chunk_stripe(area, idx);
-	struct diff_storage_loc loc = {
-		.bdev = area->bdev,
-		.sector = (sector_t)idx << area->chunk_shift,
-	};
 	struct chunk_buffer *buf;
 	struct chunk *chunk;
 
@@ -866,32 +1022,41 @@ static void image_read_part(struct image_io *io, sector_t done, sector_t len)
 	smp_mb__after_atomic();
 	chunk = xa_load(&area->chunks, idx);
 	if (!chunk || !test_bit(CHUNK_BUFFERED, &chunk->flags)) {
-		image_submit_part(io, done, len, loc, stripe);
-		return;
+		part->bdev = area->bdev;
+		part->sector = sector;
+		part->first_counted = idx;
+		part->nr_counted = 1;
+		return true;
 	}
 	stripe_read_done(stripe);
 	if (!test_bit(CHUNK_COPIED, &chunk->flags)) {
 		buf = chunk_get_buffer(chunk);
 		if (buf) {
-			image_copy_from_buffer(io, done, len, buf);
+			image_copy_from_buffer(io, part->done, part->len, buf);
 			buffer_put(area, buf);
-			return;
+			return false;
 		}
 	}
 	/* Stored (the buffer goes only after COPIED is set). */
-	image_submit_part(io, done, len, chunk->loc, NULL);
+	part->bdev = chunk->loc.bdev;
+	part->sector = chunk->loc.sector + chunk_offset(area, sector);
+	part->nr_counted = 0;
+	return true;
 }
 
+/* Parts adjacent where they are read from go out as one bio. */
 static void image_read(struct image_io *io)
 {
-	sector_t done = 0, total = bio_sectors(io->bio);
+	sector_t total = bio_sectors(io->bio);
+	struct image_run run = { .len = 0 }, part;
 
-	while (done < total) {
-		sector_t len = image_part_len(io, done);
-
-		image_read_part(io, done, len);
-		done += len;
+	for (part.done = 0; part.done < total; part.done += part.len) {
+		part.len = image_part_len(io, part.done);
+		if (image_read_part(io, &part))
+			image_run_add(io, &run, &part);
 	}
+	if (run.len)
+		image_submit_run(io, &run);
 }
 
 /* Image writes go to the chunk's copy, made first if need be. */
@@ -899,24 +1064,28 @@ static void image_write_work(struct work_struct *work)
 {
 	struct image_io *io = container_of(work, struct image_io, work);
 	struct diff_area *area = io->area;
-	sector_t done = 0, total = bio_sectors(io->bio);
+	sector_t total = bio_sectors(io->bio);
+	struct image_run run = { .len = 0 }, part = { .nr_counted = 0 };
+	struct chunk *chunk;
 	int ret;
 
-	while (done < total) {
-		sector_t len = image_part_len(io, done);
-		unsigned long idx = (io->bio->bi_iter.bi_sector + done) >>
-				    area->chunk_shift;
-		struct chunk *chunk;
+	for (part.done = 0; part.done < total; part.done += part.len) {
+		sector_t sector = io->bio->bi_iter.bi_sector + part.done;
 
-		ret = diff_area_preserve_stored(area, idx, &chunk);
+		part.len = image_part_len(io, part.done);
+		ret = diff_area_preserve_stored(area, sector >> area->chunk_shift,
+						&chunk);
 		if (ret) {
 			snapshot_set_corrupted(area->snapshot, area->dev, ret);
 			io->status = BLK_STS_IOERR;
 			break;
 		}
-		image_submit_part(io, done, len, chunk->loc, NULL);
-		done += len;
+		part.bdev = chunk->loc.bdev;
+		part.sector = chunk->loc.sector + chunk_offset(area, sector);
+		image_run_add(io, &run, &part);
 	}
+	if (run.len)
+		image_submit_run(io, &run);
 	image_io_put(io);
 }
 

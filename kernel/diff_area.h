@@ -3,8 +3,9 @@
 #define __BLKSNAP_DIFF_AREA_H
 
 #include <linux/blk_types.h>
-#include <linux/mempool.h>
+#include <linux/list.h>
 #include <linux/semaphore.h>
+#include <linux/spinlock.h>
 #include <linux/wait.h>
 #include <linux/xarray.h>
 
@@ -34,12 +35,17 @@ struct diff_area_stripe {
  * @chunk_shift: log2 of the chunk size in sectors.
  * @chunks: Chunks that differ from the original, by index; a chunk is
  *	added when it is first copied and stays until the snapshot goes.
- * @buffers: Chunk-sized page arrays, so copying progresses under memory
- *	pressure.
+ * @free_lock: Protects @free_buffers and @nr_free.
+ * @free_buffers: Chunk buffers ready for the next copy.
+ * @nr_free: How many.
+ * @max_free: At most this many are kept; also the number of store slots.
+ * @free_wait: Where a copy waits for a buffer when memory is short.
  * @storage: The snapshot's difference storage.
  * @snapshot: The snapshot, told when the area breaks.
  * @store_slots: Bounds the copies held in memory while they are stored.
  * @stored: Where image writes wait for a copy to reach storage.
+ * @next_chunk: The chunk after the last write that needed copies: a write
+ *	starting there continues a sequential stream.
  * @stripes: See &struct diff_area_stripe.
  */
 struct diff_area {
@@ -48,11 +54,16 @@ struct diff_area {
 	sector_t capacity;
 	unsigned int chunk_shift;
 	struct xarray chunks;
-	mempool_t *buffers;
+	spinlock_t free_lock;
+	struct list_head free_buffers;
+	unsigned int nr_free;
+	unsigned int max_free;
+	wait_queue_head_t free_wait;
 	struct diff_storage *storage;
 	struct snapshot *snapshot;
 	struct semaphore store_slots;
 	wait_queue_head_t stored;
+	unsigned long next_chunk;
 	struct diff_area_stripe stripes[DIFF_AREA_STRIPES];
 };
 

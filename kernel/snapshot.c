@@ -260,6 +260,7 @@ static void snapshot_make_images(struct snapshot *snapshot)
 int snapshot_take(const uuid_t *id)
 {
 	struct snapshot *snapshot = snapshot_get_by_id(id);
+	ktime_t start = ktime_get();
 	unsigned int frozen = 0, i;
 	int ret;
 
@@ -290,7 +291,8 @@ int snapshot_take(const uuid_t *id)
 	snapshot_thaw(snapshot, frozen);
 	snapshot->state = BLKSNAP_SNAPSHOT_TAKEN;
 	snapshot_make_images(snapshot);
-	pr_info("%pUb taken, %u device(s)\n", &snapshot->id, snapshot->count);
+	pr_info("%pUb taken, %u device(s), in %lld us\n", &snapshot->id,
+		snapshot->count, ktime_us_delta(ktime_get(), start));
 out:
 	mutex_unlock(&snapshot->lock);
 	snapshot_put(snapshot);

@@ -29,6 +29,9 @@
  *   blksnap-ioctl extents FILE     print what snapshot-append-file would
  *                                  append: MAJ:MIN SECTOR COUNT
  *   blksnap-ioctl snapshot-take|snapshot-destroy ID
+ *   blksnap-ioctl snapshot-take-timed ID
+ *                                  take, and print how long the ioctl took
+ *                                  in microseconds (for the benchmark)
  *   blksnap-ioctl snapshot-list    print the IDs, one a line
  *   blksnap-ioctl snapshot-info ID print "KEY VALUE" lines: state, error,
  *                                  storage_sectors, storage_used,
@@ -472,6 +475,21 @@ static const char *state_name(uint32_t state)
 		return "corrupted";
 	}
 	return "unknown";
+}
+
+static int cmd_snapshot_take_timed(struct blksnap_uuid *id)
+{
+	struct timespec t0, t1;
+	int ret;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ret = ctl(IOCTL_BLKSNAP_SNAPSHOT_TAKE, id);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (ret)
+		return report("snapshot-take", ret);
+	printf("%lld\n", (t1.tv_sec - t0.tv_sec) * 1000000LL +
+			  (t1.tv_nsec - t0.tv_nsec) / 1000);
+	return 0;
 }
 
 static int cmd_snapshot_create(void)
@@ -1384,6 +1402,8 @@ static int snapshot_cmd(const char *cmd, int argc, char **argv)
 	if (!strcmp(cmd, "snapshot-take") && argc == 1)
 		return report("snapshot-take",
 			      ctl(IOCTL_BLKSNAP_SNAPSHOT_TAKE, &id));
+	if (!strcmp(cmd, "snapshot-take-timed") && argc == 1)
+		return cmd_snapshot_take_timed(&id);
 	if (!strcmp(cmd, "snapshot-destroy") && argc == 1)
 		return report("snapshot-destroy",
 			      ctl(IOCTL_BLKSNAP_SNAPSHOT_DESTROY, &id));
