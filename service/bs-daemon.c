@@ -507,6 +507,7 @@ bs_daemon_sync_snapshot (BsDaemon *self, BsSnapshot *snapshot)
 	bs_dbus_snapshot_set_bound_to (iface, record->bound_to != NULL ? record->bound_to : "");
 	bs_dbus_snapshot_set_storage_allocated (iface, bs_snapshot_get_allocated (snapshot));
 	bs_dbus_snapshot_set_storage_used (iface, bs_snapshot_get_used (snapshot));
+	bs_dbus_snapshot_set_storage_spare (iface, bs_snapshot_get_spare (snapshot));
 	bs_dbus_snapshot_set_storage_limit (iface, record->limit);
 	bs_dbus_snapshot_set_grow_step (iface, record->grow_step);
 	g_object_thaw_notify (G_OBJECT (iface));
@@ -781,6 +782,9 @@ manager_snapshot_added_cb (BsManager *manager, BsSnapshot *snapshot, BsDaemon *s
 	g_signal_connect (iface, "handle-append-storage", G_CALLBACK (handle_append_storage), self);
 	g_signal_connect (iface, "handle-open-image", G_CALLBACK (handle_open_image), self);
 	g_signal_connect_object (snapshot, "changed", G_CALLBACK (snapshot_changed_cb), self, 0);
+	/* spares made or dropped: StorageSpare */
+	g_signal_connect_object (snapshot, "record-changed", G_CALLBACK (snapshot_changed_cb),
+	                         self, 0);
 	g_signal_connect_object (snapshot, "low-space", G_CALLBACK (snapshot_low_space_cb), self, 0);
 	g_signal_connect_object (snapshot, "storage-appended",
 	                         G_CALLBACK (snapshot_storage_appended_cb), self, 0);

@@ -14,120 +14,7 @@
 #include "bs-options.h"
 #include "bs-snapshot.h"
 #include "bs-storage.h"
-
-/* How long one wait-event ioctl blocks: bounds how long a stopped watcher
- * thread lingers. Events themselves wake it at once. */
-#define WATCH_TIMEOUT_MS 500
-
-/*
- * The spares ready to be appended, oldest first. Shared with the watcher
- * thread, which appends one the moment the module asks, without waiting
- * for the main loop; the main loop adds and drops them.
- */
-typedef struct {
-	gatomicrefcount ref;
-	GMutex lock;
-	GPtrArray *files;  /* BsStorageFile, under @lock */
-	guint64 taken;     /* bytes the watcher appended that the main loop has
-	                    * not seen in the snapshot's allocation yet */
-} BsSpares;
-
-static BsSpares *
-spares_new (void)
-{
-	BsSpares *sp = g_new0 (BsSpares, 1);
-
-	g_atomic_ref_count_init (&sp->ref);
-	g_mutex_init (&sp->lock);
-	sp->files = g_ptr_array_new_with_free_func ((GDestroyNotify) bs_storage_file_free);
-	return sp;
-}
-
-static BsSpares *
-spares_ref (BsSpares *sp)
-{
-	g_atomic_ref_count_inc (&sp->ref);
-	return sp;
-}
-
-static void
-spares_unref (BsSpares *sp)
-{
-	if (!g_atomic_ref_count_dec (&sp->ref))
-		return;
-	g_ptr_array_unref (sp->files);
-	g_mutex_clear (&sp->lock);
-	g_free (sp);
-}
-
-/*
- * (transfer full) (nullable): the oldest, or with @newest the newest.
- * With @for_watcher its bytes count as spares until spares_settle(), so
- * the main loop never sees room that is being appended.
- */
-static BsStorageFile *
-spares_take (BsSpares *sp, gboolean newest, gboolean for_watcher)
-{
-	BsStorageFile *file = NULL;
-
-	g_mutex_lock (&sp->lock);
-	if (sp->files->len > 0)
-		file = g_ptr_array_steal_index (sp->files, newest ? sp->files->len - 1 : 0);
-	if (file != NULL && for_watcher)
-		sp->taken += file->size;
-	g_mutex_unlock (&sp->lock);
-	return file;
-}
-
-static void
-spares_settle (BsSpares *sp, guint64 size)
-{
-	g_mutex_lock (&sp->lock);
-	sp->taken -= MIN (sp->taken, size);
-	g_mutex_unlock (&sp->lock);
-}
-
-static void
-spares_add (BsSpares *sp, BsStorageFile *file)
-{
-	g_mutex_lock (&sp->lock);
-	g_ptr_array_add (sp->files, file);
-	g_mutex_unlock (&sp->lock);
-}
-
-static void
-spares_count (BsSpares *sp, guint *count, guint64 *bytes)
-{
-	g_mutex_lock (&sp->lock);
-	*count = sp->files->len;
-	*bytes = sp->taken;
-	for (guint i = 0; i < sp->files->len; i++)
-		*bytes += ((BsStorageFile *) g_ptr_array_index (sp->files, i))->size;
-	g_mutex_unlock (&sp->lock);
-}
-
-static void
-spares_clear (BsSpares *sp)
-{
-	g_mutex_lock (&sp->lock);
-	g_ptr_array_set_size (sp->files, 0);
-	g_mutex_unlock (&sp->lock);
-}
-
-/*
- * The watcher thread's share of a snapshot. The thread must not keep the
- * snapshot alive, so it only holds a weak reference, resolved in the main
- * loop when an event arrives.
- */
-typedef struct {
-	gatomicrefcount ref;
-	gint stop;
-	GWeakRef snapshot;
-	BsControl *control;
-	BsUuid id;
-	GMainContext *context;
-	BsSpares *spares;
-} BsWatcher;
+#include "bs-watcher.h"
 
 struct _BsSnapshot {
 	GObject parent_instance;
@@ -262,6 +149,17 @@ guint64
 bs_snapshot_get_used (BsSnapshot *self)
 {
 	return self->info.storage_used * 512;
+}
+
+/* Bytes allocated ahead and not handed to the module yet. */
+guint64
+bs_snapshot_get_spare (BsSnapshot *self)
+{
+	guint64 ready;
+	guint count;
+
+	bs_spares_count (self->spares, &count, &ready);
+	return ready;
 }
 
 gboolean
@@ -536,7 +434,7 @@ snapshot_spares_bytes (BsSnapshot *self)
 	guint64 ready;
 	guint count;
 
-	spares_count (self->spares, &count, &ready);
+	bs_spares_count (self->spares, &count, &ready);
 	return ready + self->refill_size;
 }
 
@@ -544,7 +442,7 @@ snapshot_spares_bytes (BsSnapshot *self)
 static gboolean
 snapshot_drop_spare (BsSnapshot *self, const gchar *why)
 {
-	g_autoptr(BsStorageFile) file = spares_take (self->spares, TRUE, FALSE);
+	g_autoptr(BsStorageFile) file = bs_spares_take (self->spares, TRUE, FALSE);
 	g_autoptr(GError) error = NULL;
 
 	if (file == NULL)
@@ -680,7 +578,7 @@ snapshot_auto_grow_done (GObject *source, GAsyncResult *res, gpointer user_data)
 static gboolean
 snapshot_append_spare (BsSnapshot *self)
 {
-	BsStorageFile *file = spares_take (self->spares, FALSE, FALSE);
+	BsStorageFile *file = bs_spares_take (self->spares, FALSE, FALSE);
 	GTask *outer;
 	g_autoptr(GTask) task = NULL;
 	GrowData *data;
@@ -771,7 +669,9 @@ refill_thread_done (GObject *source, GAsyncResult *res, gpointer user_data)
 			snapshot_forget_spare (self, file->path);
 			g_signal_emit (self, signals[SIGNAL_RECORD_CHANGED], 0);
 		} else {
-			spares_add (self->spares, g_steal_pointer (&file));
+			bs_spares_add (self->spares, g_steal_pointer (&file));
+			/* StorageSpare */
+			g_signal_emit (self, signals[SIGNAL_CHANGED], 0);
 		}
 		if (wanted)
 			snapshot_answer_low_space (self, 0);
@@ -818,7 +718,7 @@ snapshot_refill_spare (BsSnapshot *self, GTask *outer)
 		return;
 	}
 	size = MAX (self->record->grow_step, self->minimum);
-	spares_count (self->spares, &count, &ready);
+	bs_spares_count (self->spares, &count, &ready);
 	if (self->destroyed || count >= snapshot_spares_wanted (self, size) ||
 	    self->info.state == BLKSNAP_SNAPSHOT_CORRUPTED)
 		goto done;
@@ -1003,56 +903,17 @@ bs_snapshot_take_finish (BsSnapshot *self, GAsyncResult *res, GError **error)
 
 /* --------------------------------------------------------------- watcher */
 
-typedef struct {
-	BsWatcher *watcher;
-	struct blksnap_snapshot_event event;
-	guint64 read_ns;
-	gboolean vanished;
-	BsStorageFile *spare;   /* the spare the watcher appended (or tried to) */
-	GError *append_error;
-	guint64 append_ns;
-	guint64 appended_ns;
-} WatcherMessage;
-
-static BsWatcher *
-watcher_ref (BsWatcher *w)
-{
-	g_atomic_ref_count_inc (&w->ref);
-	return w;
-}
-
-static void
-watcher_unref (BsWatcher *w)
-{
-	if (!g_atomic_ref_count_dec (&w->ref))
-		return;
-	g_weak_ref_clear (&w->snapshot);
-	spares_unref (w->spares);
-	g_object_unref (w->control);
-	g_main_context_unref (w->context);
-	g_free (w);
-}
-
-static void
-watcher_message_free (WatcherMessage *msg)
-{
-	watcher_unref (msg->watcher);
-	bs_storage_file_free (msg->spare);
-	g_clear_error (&msg->append_error);
-	g_free (msg);
-}
-
 /* Main loop: the watcher appended a spare. */
 static void
-snapshot_spare_appended (BsSnapshot *self, WatcherMessage *msg)
+snapshot_spare_appended (BsSnapshot *self, BsWatcherEvent *ev)
 {
-	BsStorageFile *file = msg->spare;
+	BsStorageFile *file = ev->spare;
 
 	snapshot_forget_spare (self, file->path);
 	g_ptr_array_add (self->record->files, g_strdup (file->path));
 	bs_snapshot_refresh (self, NULL);
 	/* now counted in the allocation */
-	spares_settle (self->spares, file->size);
+	bs_spares_settle (self->spares, file->size);
 	bs_snapshot_log (self, G_LOG_LEVEL_MESSAGE,
 	                 "added %" G_GUINT64_FORMAT " MiB of storage from the spare (%u ranges "
 	                 "on %u:%u), %" G_GUINT64_FORMAT " MiB in all", file->size / BS_MIB,
@@ -1060,9 +921,9 @@ snapshot_spare_appended (BsSnapshot *self, WatcherMessage *msg)
 	                 bs_snapshot_get_allocated (self) / BS_MIB);
 	bs_snapshot_log (self, G_LOG_LEVEL_MESSAGE,
 	                 "low-space event answered in %.1f ms by the watcher (read %.1f, "
-	                 "append %.1f)", MS (msg->appended_ns, msg->event.time_label),
-	                 MS (msg->read_ns, msg->event.time_label),
-	                 MS (msg->appended_ns, msg->append_ns));
+	                 "append %.1f)", MS (ev->appended_ns, ev->event.time_label),
+	                 MS (ev->read_ns, ev->event.time_label),
+	                 MS (ev->appended_ns, ev->append_ns));
 	/* the manager saves the state */
 	g_signal_emit (self, signals[SIGNAL_STORAGE_APPENDED], 0, file->size,
 	               bs_snapshot_get_allocated (self));
@@ -1070,45 +931,42 @@ snapshot_spare_appended (BsSnapshot *self, WatcherMessage *msg)
 	snapshot_refill_spare (self, NULL);
 }
 
-
 /* Main loop: what the watcher thread saw. */
-static gboolean
-snapshot_handle_event (gpointer user_data)
+static void
+snapshot_handle_event (GObject *owner, BsWatcherEvent *ev)
 {
-	WatcherMessage *msg = user_data;
-	g_autoptr(BsSnapshot) self = g_weak_ref_get (&msg->watcher->snapshot);
-	g_autoptr(GError) error = NULL;
+	BsSnapshot *self = BS_SNAPSHOT (owner);
 	guint64 handled_ns = bs_monotonic_ns ();
 
-	if (self == NULL || self->destroyed)
-		return G_SOURCE_REMOVE;
-	if (msg->vanished) {
+	if (self->destroyed)
+		return;
+	if (ev->vanished) {
 		bs_snapshot_log (self, G_LOG_LEVEL_WARNING, "gone from the kernel");
 		g_signal_emit (self, signals[SIGNAL_VANISHED], 0);
-		return G_SOURCE_REMOVE;
+		return;
 	}
-	switch (msg->event.code) {
+	switch (ev->event.code) {
 	case BLKSNAP_EVENT_LOW_FREE_SPACE: {
-		guint64 free_bytes = msg->event.low_space.free_sectors * 512;
-		guint64 requested = msg->event.low_space.requested_sectors * 512;
+		guint64 free_bytes = ev->event.low_space.free_sectors * 512;
+		guint64 requested = ev->event.low_space.requested_sectors * 512;
 
 		self->minimum = MAX (self->minimum, requested);
-		if (msg->spare != NULL && msg->append_error == NULL) {
+		if (ev->spare != NULL && ev->append_error == NULL) {
 			bs_snapshot_log (self, G_LOG_LEVEL_MESSAGE,
 			                 "low on storage: %" G_GUINT64_FORMAT " MiB free, module asks "
 			                 "for %" G_GUINT64_FORMAT " MiB; a spare was appended",
 			                 free_bytes / BS_MIB, requested / BS_MIB);
 			g_signal_emit (self, signals[SIGNAL_LOW_SPACE], 0, free_bytes, requested);
-			snapshot_spare_appended (self, msg);
+			snapshot_spare_appended (self, ev);
 			break;
 		}
-		if (msg->spare != NULL) {
+		if (ev->spare != NULL) {
 			/* the module took none of it: the main loop tries again */
 			bs_snapshot_log (self, G_LOG_LEVEL_WARNING, "cannot append the spare %s: %s",
-			                 msg->spare->path, msg->append_error->message);
-			bs_storage_file_remove (msg->spare->path, NULL);
-			snapshot_forget_spare (self, msg->spare->path);
-			spares_settle (self->spares, msg->spare->size);
+			                 ev->spare->path, ev->append_error->message);
+			bs_storage_file_remove (ev->spare->path, NULL);
+			snapshot_forget_spare (self, ev->spare->path);
+			bs_spares_settle (self->spares, ev->spare->size);
 			g_signal_emit (self, signals[SIGNAL_RECORD_CHANGED], 0);
 		}
 		if (self->pending > 0) {
@@ -1116,14 +974,14 @@ snapshot_handle_event (gpointer user_data)
 			                 "low on storage: %" G_GUINT64_FORMAT " MiB free, module asks "
 			                 "for %" G_GUINT64_FORMAT " MiB; a growth is under way already",
 			                 free_bytes / BS_MIB, requested / BS_MIB);
-			if (msg->event.time_label > self->deferred_ns) {
-				self->deferred_ns = msg->event.time_label;
-				self->deferred_read_ns = msg->read_ns;
+			if (ev->event.time_label > self->deferred_ns) {
+				self->deferred_ns = ev->event.time_label;
+				self->deferred_read_ns = ev->read_ns;
 				self->deferred_handled_ns = handled_ns;
 			}
 		} else {
-			self->low_space_ns = msg->event.time_label;
-			self->event_read_ns = msg->read_ns;
+			self->low_space_ns = ev->event.time_label;
+			self->event_read_ns = ev->read_ns;
 			self->event_handled_ns = handled_ns;
 			/* first the answer, then the news: the module is waiting */
 			snapshot_answer_low_space (self, requested);
@@ -1137,9 +995,9 @@ snapshot_handle_event (gpointer user_data)
 		break;
 	}
 	case BLKSNAP_EVENT_CORRUPTED: {
-		BsDev dev = { msg->event.corrupted.dev.major, msg->event.corrupted.dev.minor };
+		BsDev dev = { ev->event.corrupted.dev.major, ev->event.corrupted.dev.minor };
 		g_autofree gchar *name = bs_dev_to_string (&dev);
-		gint err = msg->event.corrupted.error;
+		gint err = ev->event.corrupted.error;
 
 		bs_snapshot_refresh (self, NULL);
 		bs_snapshot_log (self, G_LOG_LEVEL_WARNING,
@@ -1150,68 +1008,9 @@ snapshot_handle_event (gpointer user_data)
 		break;
 	}
 	default:
-		bs_snapshot_log (self, G_LOG_LEVEL_INFO, "unknown event 0x%x", msg->event.code);
+		bs_snapshot_log (self, G_LOG_LEVEL_INFO, "unknown event 0x%x", ev->event.code);
 		break;
 	}
-	return G_SOURCE_REMOVE;
-}
-
-static void
-watcher_post (BsWatcher *w, const struct blksnap_snapshot_event *event, gboolean vanished)
-{
-	WatcherMessage *msg = g_new0 (WatcherMessage, 1);
-
-	msg->watcher = watcher_ref (w);
-	msg->read_ns = bs_monotonic_ns ();
-	if (event != NULL)
-		msg->event = *event;
-	msg->vanished = vanished;
-	/*
-	 * The answer to low space, right here: the oldest spare is appended
-	 * before the main loop hears of the event, so a busy main loop (D-Bus
-	 * calls, state saves, a slow disk) does not keep the module waiting.
-	 * The main loop records it when it gets the message.
-	 */
-	if (event != NULL && event->code == BLKSNAP_EVENT_LOW_FREE_SPACE)
-		msg->spare = spares_take (w->spares, FALSE, TRUE);
-	if (msg->spare != NULL) {
-		msg->append_ns = bs_monotonic_ns ();
-		if (bs_control_snapshot_append_storage (w->control, &w->id, &msg->spare->dev,
-		                                        (struct blksnap_sectors *)
-		                                        msg->spare->ranges->data,
-		                                        msg->spare->ranges->len,
-		                                        &msg->append_error))
-			msg->appended_ns = bs_monotonic_ns ();
-	}
-	g_main_context_invoke_full (w->context, G_PRIORITY_DEFAULT, snapshot_handle_event, msg,
-	                            (GDestroyNotify) watcher_message_free);
-}
-
-static gpointer
-watcher_thread (gpointer user_data)
-{
-	BsWatcher *w = user_data;
-
-	while (!g_atomic_int_get (&w->stop)) {
-		struct blksnap_snapshot_event event;
-		gboolean timed_out = FALSE;
-		g_autoptr(GError) error = NULL;
-
-		if (!bs_control_snapshot_wait_event (w->control, &w->id, WATCH_TIMEOUT_MS, &event,
-		                                     &timed_out, &error)) {
-			if (!g_atomic_int_get (&w->stop)) {
-				if (g_error_matches (error, BS_ERROR, BS_ERROR_NOT_FOUND))
-					watcher_post (w, NULL, TRUE);
-				else
-					g_warning ("event watcher: %s", error->message);
-			}
-			break;
-		}
-		if (!timed_out)
-			watcher_post (w, &event, FALSE);
-	}
-	watcher_unref (w);
-	return NULL;
 }
 
 /**
@@ -1224,33 +1023,18 @@ void
 bs_snapshot_start_watcher (BsSnapshot *self)
 {
 	g_autofree gchar *name = NULL;
-	BsWatcher *w;
-	GThread *thread;
 
 	if (self->watcher != NULL)
 		return;
-	w = g_new0 (BsWatcher, 1);
-	g_atomic_ref_count_init (&w->ref);
-	g_weak_ref_init (&w->snapshot, self);
-	w->control = g_object_ref (self->control);
-	w->id = self->record->id;
-	w->context = g_main_context_ref_thread_default ();
-	w->spares = spares_ref (self->spares);
-	self->watcher = w;
 	name = g_strdup_printf ("watch-%.8s", self->id_hex);
-	thread = g_thread_new (name, watcher_thread, watcher_ref (w));
-	g_thread_unref (thread);
+	self->watcher = bs_watcher_start (G_OBJECT (self), self->control, &self->record->id,
+	                                  self->spares, snapshot_handle_event, name);
 }
 
 static void
 snapshot_stop_watcher (BsSnapshot *self)
 {
-	if (self->watcher == NULL)
-		return;
-	/* the thread notices within WATCH_TIMEOUT_MS, or at once if the
-	 * kernel's snapshot is destroyed */
-	g_atomic_int_set (&self->watcher->stop, 1);
-	g_clear_pointer (&self->watcher, watcher_unref);
+	g_clear_pointer (&self->watcher, bs_watcher_stop);
 }
 
 /* --------------------------------------------------------------- destroy */
@@ -1295,7 +1079,7 @@ bs_snapshot_destroy (BsSnapshot *self, GError **error)
 			bs_snapshot_log (self, G_LOG_LEVEL_WARNING, "%s", error_rm->message);
 	}
 	g_ptr_array_set_size (self->record->spares, 0);
-	spares_clear (self->spares);
+	bs_spares_clear (self->spares);
 	/* and files the workers are making or appending right now */
 	for (guint i = 0; i < self->inflight->len; i++)
 		grow_data_cancel (g_ptr_array_index (self->inflight, i));
@@ -1411,7 +1195,7 @@ bs_snapshot_finalize (GObject *object)
 	g_object_unref (self->control);
 	g_free (self->storage_dir);
 	bs_state_record_free (self->record);
-	spares_unref (self->spares);
+	bs_spares_unref (self->spares);
 	g_free (self->id_string);
 	g_free (self->id_hex);
 	g_array_unref (self->devices);
@@ -1425,7 +1209,7 @@ bs_snapshot_init (BsSnapshot *self)
 {
 	self->devices = g_array_new (FALSE, FALSE, sizeof (BsDev));
 	self->inflight = g_ptr_array_new ();
-	self->spares = spares_new ();
+	self->spares = bs_spares_new ();
 	self->images = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
 	self->info.state = BLKSNAP_SNAPSHOT_CREATED;
 }

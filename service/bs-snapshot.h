@@ -30,6 +30,7 @@ gint32         bs_snapshot_get_error    (BsSnapshot *self);
 GHashTable    *bs_snapshot_get_images   (BsSnapshot *self);
 guint64        bs_snapshot_get_allocated (BsSnapshot *self);
 guint64        bs_snapshot_get_used     (BsSnapshot *self);
+guint64        bs_snapshot_get_spare    (BsSnapshot *self);
 gboolean       bs_snapshot_has_device   (BsSnapshot *self, const BsDev *dev);
 
 gboolean       bs_snapshot_refresh      (BsSnapshot *self, GError **error);

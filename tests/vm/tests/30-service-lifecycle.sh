@@ -56,6 +56,8 @@ assert_eq "$(appended_files | wc -l)" 1 "storage files appended at create"
 assert_eq "$(spare_files | wc -l)" 1 "spare storage files after create"
 grep -q "blksnap" "$SVC_STATE" || fail "state file does not list the snapshot"
 [ -f "$(spare_files)" ] || fail "the spare named in the state file is not there: $(spare_files)"
+assert_eq "$(svc_prop "$snap" Snapshot StorageSpare)" "t $(stat -c %s "$(spare_files)")" \
+	"StorageSpare after create (the spare file's size)"
 
 # 5. overwrite the original; the image keeps the data of the take
 run dd if=/dev/urandom of="$disk" bs=1M count=64 oflag=direct status=none

@@ -86,6 +86,13 @@ spares_ready() { [ "$(spare_files | wc -l)" = 2 ] && [ "$(spare_files | xargs ls
 for _ in $(seq 100); do spares_ready && break; sleep 0.1; done
 assert_eq "$(spare_files | wc -l)" 2 "spare files (allocated again after the last growth)"
 for f in $(spare_files); do [ -f "$f" ] || fail "the spare $f is not there"; done
+# StorageSpare follows: the two files once both are allocated
+spare_bytes=$(spare_files | xargs stat -c %s | awk '{ n += $1 } END { print n }')
+for _ in $(seq 100); do
+	[ "$(svc_prop "$snap" Snapshot StorageSpare)" = "t $spare_bytes" ] && break
+	sleep 0.1
+done
+assert_eq "$(svc_prop "$snap" Snapshot StorageSpare)" "t $spare_bytes" "StorageSpare"
 
 image=$("$SVC_OPEN_IMAGE" "$snap" "$disk" $((kept * MiB)) | sha256sum | cut -d' ' -f1)
 assert_eq "$image" "$before" "checksum of the image's first $kept MiB"
