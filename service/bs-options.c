@@ -31,6 +31,90 @@ options_check_type (GVariant *options, GError **error)
 	return TRUE;
 }
 
+/* What an option's value must be, and where it goes. */
+typedef enum {
+	OPTION_BOOLEAN,   /* b, into a gboolean */
+	OPTION_SIZE,      /* t, bytes up to BS_SIZE_MAX, into a guint64 */
+	OPTION_LIFETIME,  /* t, seconds up to a year, into a guint64 */
+} OptionKind;
+
+typedef struct {
+	const gchar *key;
+	OptionKind kind;
+	gpointer out;
+} OptionSpec;
+
+/* Most a snapshot may be given to live: beyond that a typo is likelier. */
+#define LIFETIME_MAX_S (366 * 24 * 3600)
+
+static gboolean
+option_get_u64 (const gchar *key, GVariant *value, guint64 max, const gchar *too_large,
+                guint64 *out, GError **error)
+{
+	guint64 v;
+
+	if (!option_type_is (key, value, G_VARIANT_TYPE_UINT64, error))
+		return FALSE;
+	v = g_variant_get_uint64 (value);
+	if (v > max) {
+		g_set_error (error, BS_ERROR, BS_ERROR_INVALID_ARGUMENT,
+		             "option %s: %" G_GUINT64_FORMAT " is %s", key, v, too_large);
+		return FALSE;
+	}
+	*out = v;
+	return TRUE;
+}
+
+static gboolean
+option_get (const OptionSpec *spec, GVariant *value, GError **error)
+{
+	switch (spec->kind) {
+	case OPTION_BOOLEAN:
+		if (!option_type_is (spec->key, value, G_VARIANT_TYPE_BOOLEAN, error))
+			return FALSE;
+		*(gboolean *) spec->out = g_variant_get_boolean (value);
+		return TRUE;
+	case OPTION_SIZE:
+		return option_get_u64 (spec->key, value, BS_SIZE_MAX, "absurdly large",
+		                       spec->out, error);
+	case OPTION_LIFETIME:
+		return option_get_u64 (spec->key, value, LIFETIME_MAX_S, "more than a year",
+		                       spec->out, error);
+	}
+	g_assert_not_reached ();
+}
+
+/* Unknown keys and wrong types are errors; absent keys leave their output. */
+static gboolean
+options_parse (GVariant *options, const OptionSpec *specs, guint n_specs, GError **error)
+{
+	GVariantIter iter;
+	const gchar *key;
+	GVariant *value;
+
+	if (!options_check_type (options, error))
+		return FALSE;
+	if (options == NULL)
+		return TRUE;
+	g_variant_iter_init (&iter, options);
+	while (g_variant_iter_next (&iter, "{&sv}", &key, &value)) {
+		g_autoptr(GVariant) owned = value;
+		const OptionSpec *spec = NULL;
+
+		for (guint i = 0; i < n_specs && spec == NULL; i++)
+			if (g_strcmp0 (key, specs[i].key) == 0)
+				spec = &specs[i];
+		if (spec == NULL) {
+			g_set_error (error, BS_ERROR, BS_ERROR_INVALID_ARGUMENT,
+			             "unknown option %s", key);
+			return FALSE;
+		}
+		if (!option_get (spec, value, error))
+			return FALSE;
+	}
+	return TRUE;
+}
+
 /**
  * bs_options_parse_common:
  * @options: (nullable): a{sv}
@@ -40,29 +124,12 @@ options_check_type (GVariant *options, GError **error)
 gboolean
 bs_options_parse_common (GVariant *options, gboolean *no_user_interaction, GError **error)
 {
-	GVariantIter iter;
-	const gchar *key;
-	GVariant *value;
+	const OptionSpec specs[] = {
+		{ BS_OPTION_NO_USER_INTERACTION, OPTION_BOOLEAN, no_user_interaction },
+	};
 
 	*no_user_interaction = FALSE;
-	if (!options_check_type (options, error))
-		return FALSE;
-	if (options == NULL)
-		return TRUE;
-	g_variant_iter_init (&iter, options);
-	while (g_variant_iter_next (&iter, "{&sv}", &key, &value)) {
-		g_autoptr(GVariant) owned = value;
-
-		if (g_strcmp0 (key, BS_OPTION_NO_USER_INTERACTION) != 0) {
-			g_set_error (error, BS_ERROR, BS_ERROR_INVALID_ARGUMENT,
-			             "unknown option %s", key);
-			return FALSE;
-		}
-		if (!option_type_is (key, value, G_VARIANT_TYPE_BOOLEAN, error))
-			return FALSE;
-		*no_user_interaction = g_variant_get_boolean (value);
-	}
-	return TRUE;
+	return options_parse (options, specs, G_N_ELEMENTS (specs), error);
 }
 
 /**
@@ -74,52 +141,14 @@ gboolean
 bs_options_parse_changed (GVariant *options, gboolean *no_user_interaction,
                           gboolean *snapshot, GError **error)
 {
-	GVariantIter iter;
-	const gchar *key;
-	GVariant *value;
+	const OptionSpec specs[] = {
+		{ BS_OPTION_NO_USER_INTERACTION, OPTION_BOOLEAN, no_user_interaction },
+		{ "snapshot", OPTION_BOOLEAN, snapshot },
+	};
 
 	*no_user_interaction = FALSE;
 	*snapshot = FALSE;
-	if (!options_check_type (options, error))
-		return FALSE;
-	if (options == NULL)
-		return TRUE;
-	g_variant_iter_init (&iter, options);
-	while (g_variant_iter_next (&iter, "{&sv}", &key, &value)) {
-		g_autoptr(GVariant) owned = value;
-		gboolean *out;
-
-		if (g_strcmp0 (key, BS_OPTION_NO_USER_INTERACTION) == 0) {
-			out = no_user_interaction;
-		} else if (g_strcmp0 (key, "snapshot") == 0) {
-			out = snapshot;
-		} else {
-			g_set_error (error, BS_ERROR, BS_ERROR_INVALID_ARGUMENT,
-			             "unknown option %s", key);
-			return FALSE;
-		}
-		if (!option_type_is (key, value, G_VARIANT_TYPE_BOOLEAN, error))
-			return FALSE;
-		*out = g_variant_get_boolean (value);
-	}
-	return TRUE;
-}
-
-static gboolean
-option_get_size (const gchar *key, GVariant *value, guint64 *out, GError **error)
-{
-	guint64 v;
-
-	if (!option_type_is (key, value, G_VARIANT_TYPE_UINT64, error))
-		return FALSE;
-	v = g_variant_get_uint64 (value);
-	if (v > BS_SIZE_MAX) {
-		g_set_error (error, BS_ERROR, BS_ERROR_INVALID_ARGUMENT,
-		             "option %s: %" G_GUINT64_FORMAT " is absurdly large", key, v);
-		return FALSE;
-	}
-	*out = v;
-	return TRUE;
+	return options_parse (options, specs, G_N_ELEMENTS (specs), error);
 }
 
 /**
@@ -133,9 +162,15 @@ gboolean
 bs_options_parse_snapshot (GVariant *options, const BsConfig *config, BsSnapshotOptions *out,
                            GError **error)
 {
-	GVariantIter iter;
-	const gchar *key;
-	GVariant *value;
+	const OptionSpec specs[] = {
+		{ BS_OPTION_NO_USER_INTERACTION, OPTION_BOOLEAN, &out->no_user_interaction },
+		{ "initial-size", OPTION_SIZE, &out->initial_size },
+		{ "grow-step", OPTION_SIZE, &out->grow_step },
+		{ "limit", OPTION_SIZE, &out->limit },
+		{ "lifetime", OPTION_LIFETIME, &out->lifetime_s },
+		{ "take", OPTION_BOOLEAN, &out->take },
+		{ "bind-to-caller", OPTION_BOOLEAN, &out->bind_to_caller },
+	};
 
 	out->no_user_interaction = FALSE;
 	out->initial_size = config->initial_size;
@@ -144,51 +179,8 @@ bs_options_parse_snapshot (GVariant *options, const BsConfig *config, BsSnapshot
 	out->lifetime_s = config->lifetime_s;
 	out->take = TRUE;
 	out->bind_to_caller = FALSE;
-	if (!options_check_type (options, error))
+	if (!options_parse (options, specs, G_N_ELEMENTS (specs), error))
 		return FALSE;
-
-	if (options != NULL) {
-		g_variant_iter_init (&iter, options);
-		while (g_variant_iter_next (&iter, "{&sv}", &key, &value)) {
-			g_autoptr(GVariant) owned = value;
-			gboolean ok;
-
-			if (g_strcmp0 (key, BS_OPTION_NO_USER_INTERACTION) == 0) {
-				ok = option_type_is (key, value, G_VARIANT_TYPE_BOOLEAN, error);
-				if (ok)
-					out->no_user_interaction = g_variant_get_boolean (value);
-			} else if (g_strcmp0 (key, "initial-size") == 0) {
-				ok = option_get_size (key, value, &out->initial_size, error);
-			} else if (g_strcmp0 (key, "grow-step") == 0) {
-				ok = option_get_size (key, value, &out->grow_step, error);
-			} else if (g_strcmp0 (key, "limit") == 0) {
-				ok = option_get_size (key, value, &out->limit, error);
-			} else if (g_strcmp0 (key, "lifetime") == 0) {
-				ok = option_type_is (key, value, G_VARIANT_TYPE_UINT64, error);
-				if (ok && g_variant_get_uint64 (value) > 366 * 24 * 3600) {
-					g_set_error (error, BS_ERROR, BS_ERROR_INVALID_ARGUMENT,
-					             "option lifetime: more than a year");
-					ok = FALSE;
-				}
-				if (ok)
-					out->lifetime_s = g_variant_get_uint64 (value);
-			} else if (g_strcmp0 (key, "take") == 0) {
-				ok = option_type_is (key, value, G_VARIANT_TYPE_BOOLEAN, error);
-				if (ok)
-					out->take = g_variant_get_boolean (value);
-			} else if (g_strcmp0 (key, "bind-to-caller") == 0) {
-				ok = option_type_is (key, value, G_VARIANT_TYPE_BOOLEAN, error);
-				if (ok)
-					out->bind_to_caller = g_variant_get_boolean (value);
-			} else {
-				g_set_error (error, BS_ERROR, BS_ERROR_INVALID_ARGUMENT,
-				             "unknown option %s", key);
-				ok = FALSE;
-			}
-			if (!ok)
-				return FALSE;
-		}
-	}
 
 	out->initial_size = bs_size_round_mib (out->initial_size);
 	out->grow_step = bs_size_round_mib (out->grow_step);
