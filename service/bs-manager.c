@@ -326,6 +326,28 @@ bs_manager_mark_dirty (BsManager *self, const BsDev *dev, const GArray *byte_ran
 
 static void manager_remove_snapshot (BsManager *self, BsSnapshot *snapshot);
 
+/* Longest single wait for an expiry: the real-time clock may be set
+ * meanwhile, and GLib timers count monotonic time. */
+#define EXPIRY_CHECK_MAX_MS (3600 * 1000)
+
+static gboolean manager_expired_cb (gpointer user_data);
+
+/*
+ * (Re)arm the snapshot's expiry timer: millisecond timers, rounded up,
+ * because second timers may fire up to a quarter second early.
+ */
+static void
+manager_arm_expiry (BsManager *self, BsSnapshot *snapshot)
+{
+	BsStateRecord *record = bs_snapshot_get_record (snapshot);
+	gint64 left_ms = (record->expiry_us - g_get_real_time () + 999) / 1000;
+	guint id = g_timeout_add (CLAMP (left_ms, 0, EXPIRY_CHECK_MAX_MS), manager_expired_cb,
+	                          snapshot);
+
+	g_hash_table_replace (self->expiries, g_strdup (bs_snapshot_get_id_hex (snapshot)),
+	                      GUINT_TO_POINTER (id));
+}
+
 static gboolean
 manager_expired_cb (gpointer user_data)
 {
@@ -333,6 +355,10 @@ manager_expired_cb (gpointer user_data)
 	BsManager *self = g_object_get_data (G_OBJECT (snapshot), "bs-manager");
 	g_autoptr(GError) error = NULL;
 
+	if (g_get_real_time () < bs_snapshot_get_record (snapshot)->expiry_us) {
+		manager_arm_expiry (self, snapshot);
+		return G_SOURCE_REMOVE;
+	}
 	g_hash_table_remove (self->expiries, bs_snapshot_get_id_hex (snapshot));
 	bs_snapshot_log (snapshot, G_LOG_LEVEL_MESSAGE, "lifetime is over");
 	if (!bs_manager_destroy_snapshot (self, snapshot, &error))
@@ -384,14 +410,8 @@ manager_add_snapshot (BsManager *self, BsSnapshot *snapshot)
 	                         G_CALLBACK (manager_snapshot_changed_cb), self, 0);
 	g_signal_connect_object (snapshot, "record-changed",
 	                         G_CALLBACK (manager_snapshot_record_cb), self, 0);
-	if (record->expiry_us > 0) {
-		gint64 left = record->expiry_us - g_get_real_time ();
-		/* rounded up: never before ExpiryTime */
-		guint id = g_timeout_add_seconds ((MAX (left, 0) + G_USEC_PER_SEC - 1) /
-		                                  G_USEC_PER_SEC, manager_expired_cb, snapshot);
-		g_hash_table_insert (self->expiries, g_strdup (bs_snapshot_get_id_hex (snapshot)),
-		                     GUINT_TO_POINTER (id));
-	}
+	if (record->expiry_us > 0)
+		manager_arm_expiry (self, snapshot);
 	bs_snapshot_start_watcher (snapshot);
 	manager_save_state_or_warn (self);
 	g_signal_emit (self, signals[SIGNAL_SNAPSHOT_ADDED], 0, snapshot);

@@ -105,10 +105,16 @@ snap=$(svc_create "['$disk']" "{'lifetime': <uint64 12>}")
 created=$(svc_prop "$snap" Snapshot CreationTime | cut -d' ' -f2)
 expiry=$((created + 12000000))
 assert_eq "$(svc_prop "$snap" Snapshot ExpiryTime)" "t $expiry" "ExpiryTime"
-# still there half a second before ExpiryTime (the kernel's list is quick to read)
-[ "$(date +%s%6N)" -lt $((expiry - 500000)) ] || fail "too slow to check the snapshot before its expiry"
-while [ "$(date +%s%6N)" -lt $((expiry - 500000)) ]; do sleep 0.1; done
-[ -n "$("$BSIOCTL" snapshot-list)" ] || fail "the snapshot went before its lifetime was over"
+# still there a second before ExpiryTime. Commands start slowly in a busy
+# guest: an empty list read after ExpiryTime proves nothing either way.
+[ "$(date +%s%6N)" -lt $((expiry - 1000000)) ] || fail "too slow to check the snapshot before its expiry"
+while [ "$(date +%s%6N)" -lt $((expiry - 1000000)) ]; do sleep 0.1; done
+listed=$("$BSIOCTL" snapshot-list)
+listed_by=$(date +%s%6N)
+if [ -z "$listed" ]; then
+	[ "$listed_by" -ge "$expiry" ] || fail "the snapshot went before its lifetime was over"
+	log "list read only after ExpiryTime: not checked"
+fi
 gone "$snap" 10 || fail "the snapshot outlived its lifetime"
 grep -q "lifetime is over" "$SVC_LOG" || fail "the daemon logged no reason"
 svc_call "$SVC_MANAGER" Manager.UntrackDevice "$disk" '{}' >/dev/null
