@@ -32,6 +32,11 @@
  *   blksnap-ioctl snapshot-take-timed ID
  *                                  take, and print how long the ioctl took
  *                                  in microseconds (for the benchmark)
+ *   blksnap-ioctl take-cycle DEV STORE N
+ *                                  N times: create a snapshot of DEV with
+ *                                  STORE's first MiB as storage, take it,
+ *                                  destroy it; print DEV's change number
+ *                                  after each (one process for many takes)
  *   blksnap-ioctl snapshot-list    print the IDs, one a line
  *   blksnap-ioctl snapshot-info ID print "KEY VALUE" lines: state, error,
  *                                  storage_sectors, storage_used,
@@ -644,6 +649,44 @@ static int cmd_snapshot_append(const struct blksnap_uuid *id, int argc,
 	ret = append_storage(id, &bdev, ranges, n);
 	free(ranges);
 	return report("snapshot-append", ret);
+}
+
+/* One snapshot of @dev taken and destroyed. */
+static int take_once(const struct blksnap_bdev *dev,
+		     const struct blksnap_bdev *store)
+{
+	struct blksnap_sectors range = { .offset = 0, .count = 2048 };
+	struct blksnap_uuid id;
+	int ret, ret2;
+
+	ret = ctl(IOCTL_BLKSNAP_SNAPSHOT_CREATE, &id);
+	if (ret)
+		return report("snapshot-create", ret);
+	ret = report("snapshot-add", snapshot_add(&id, dev));
+	if (!ret)
+		ret = report("snapshot-append", append_storage(&id, store, &range, 1));
+	if (!ret)
+		ret = report("snapshot-take", ctl(IOCTL_BLKSNAP_SNAPSHOT_TAKE, &id));
+	ret2 = report("snapshot-destroy", ctl(IOCTL_BLKSNAP_SNAPSHOT_DESTROY, &id));
+	return ret ? ret : ret2;
+}
+
+static int cmd_take_cycle(const char *dev_arg, const char *store_arg,
+			  const char *count_arg)
+{
+	struct blksnap_bdev dev, store;
+	struct blksnap_cbt_info info;
+	long n = strtol(count_arg, NULL, 0);
+
+	if (parse_dev(dev_arg, &dev) || parse_dev(store_arg, &store) || n < 0)
+		return 2;
+	while (n--) {
+		if (take_once(&dev, &store) ||
+		    report("info", get_info(&dev, &info)))
+			return 1;
+		printf("%u\n", info.changes_number);
+	}
+	return 0;
 }
 
 /*
@@ -1364,6 +1407,7 @@ static int usage(void)
 		"       blksnap-ioctl changed DEV SINCE\n"
 		"       blksnap-ioctl dirty DEV SECTOR COUNT [SECTOR COUNT]...\n"
 		"       blksnap-ioctl snapshot-create|snapshot-list\n"
+		"       blksnap-ioctl take-cycle DEV STORE N\n"
 		"       blksnap-ioctl snapshot-add ID DEV\n"
 		"       blksnap-ioctl snapshot-append ID DEV SECTOR COUNT [SECTOR COUNT]...\n"
 		"       blksnap-ioctl snapshot-append-file ID FILE\n"
@@ -1440,6 +1484,8 @@ int main(int argc, char **argv)
 		return cmd_snapshot_create();
 	if (!strcmp(cmd, "snapshot-list"))
 		return cmd_snapshot_list();
+	if (!strcmp(cmd, "take-cycle") && argc == 5)
+		return cmd_take_cycle(argv[2], argv[3], argv[4]);
 	if (names_snapshot(cmd))
 		return snapshot_cmd(cmd, argc - 2, argv + 2);
 	if (argc < 3)
