@@ -431,11 +431,7 @@ snapshot_forget_spare (BsSnapshot *self, const gchar *path)
 static guint64
 snapshot_spares_bytes (BsSnapshot *self)
 {
-	guint64 ready;
-	guint count;
-
-	bs_spares_count (self->spares, &count, &ready);
-	return ready + self->refill_size;
+	return bs_snapshot_get_spare (self) + self->refill_size;
 }
 
 /* Removes the newest ready spare (not appended) and forgets it. */

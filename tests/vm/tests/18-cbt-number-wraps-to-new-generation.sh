@@ -12,15 +12,6 @@ module_load
 run bsio attach "$dev"
 on_exit "bsio detach $dev"
 
-take_once() {
-	local id
-	id=$(bsio snapshot-create) || fail "snapshot-create"
-	bsio snapshot-add "$id" "$dev" || fail "snapshot-add"
-	bsio snapshot-append "$id" "$store" 0 2048 || fail "snapshot-append"
-	bsio snapshot-take "$id" || fail "snapshot-take"
-	bsio snapshot-destroy "$id" || fail "snapshot-destroy"
-}
-
 gen=$(cbt_info "$dev" generation)
 dd if=/dev/urandom of="$dev" bs=64k count=1 seek=10 oflag=direct status=none
 n=$(cbt_info "$dev" changes_number)
@@ -32,7 +23,7 @@ assert_eq "$numbers" "$(seq -s ' ' $((n + 1)) 255) " "change numbers after each 
 assert_eq "$(cbt_info "$dev" generation)" "$gen" "generation before the wrap"
 assert_eq "$(cbt_blocks "$dev")" "10 1" "map before the wrap"
 
-take_once
+run bsio take-cycle "$dev" "$store" 1
 gen2=$(cbt_info "$dev" generation)
 [ "$gen2" != "$gen" ] || fail "change number wrapped inside generation $gen"
 assert_eq "$(cbt_info "$dev" changes_number)" 2 "change number in the new generation"
