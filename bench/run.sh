@@ -36,7 +36,8 @@ export BLKSNAP_VM_TESTS_DIR=$src/bench/guest
 export BLKSNAP_VM_RESULTS_NAME=bench-results
 export BLKSNAP_VM_TEST_TIMEOUT=${BLKSNAP_VM_TEST_TIMEOUT:-3000}
 export BLKSNAP_VM_QUIET=${BLKSNAP_VM_QUIET:-1}
-"$src/tests/vm/run.sh" --build "$build" --filter "$filter" "$@"
+# One guest at a time: a second one would take CPU from what is measured.
+"$src/tests/vm/run.sh" --build "$build" --filter "$filter" --jobs 1 "$@"
 rc=$?
 for rel in "$@"; do
 	[ "$rel" = all ] && rel="bookworm trixie sid"

@@ -5,12 +5,13 @@
 #
 # Run the VM tests on one or all supported kernels.
 #
-#   tests/vm/run.sh [--build DIR] [--filter GLOB] RELEASE...|all
+#   tests/vm/run.sh [--build DIR] [--filter GLOB] [--jobs N] RELEASE...|all
 #
 # RELEASE: bookworm (6.1), trixie (6.12), sid (newest). For each kernel:
 # prepare.sh (cached), build blksnap.ko into BUILD/vm/RELEASE/ with
 # kernel/build.sh, boot a QEMU guest (TCG) that runs tests/vm/tests/*.sh
-# (those matching GLOB), collect the results.
+# (those matching GLOB), collect the results. Up to N kernels run at once
+# (default: one per host CPU; each guest keeps about one CPU busy).
 #
 # Output (stdout): the TAP lines of all kernels, numbered across kernels,
 # the time each kernel took, and as the very last line
@@ -21,10 +22,13 @@
 # Results: BUILD/vm-results/RELEASE/{console.log,results.tap,NAME.log,...}
 #
 # Environment:
+#   BLKSNAP_VM_JOBS          default for --jobs
 #   BLKSNAP_VM_TIMEOUT       seconds per kernel for boot + all tests (2400)
 #   BLKSNAP_VM_TEST_TIMEOUT  default per-test timeout in seconds (300)
 #   BLKSNAP_VM_DISK_SIZE     size of /dev/vdb and /dev/vdc (2G)
 #   BLKSNAP_VM_MEM, BLKSNAP_VM_SMP  guest RAM in MiB (4096), CPUs (2)
+#   BLKSNAP_VM_TCG_THREAD    QEMU TCG threading, single or multi (single;
+#                            see qemu_cmd in host-lib.sh for why)
 #   BLKSNAP_VM_SCRATCH       where the disk images live (/var/tmp)
 #   BLKSNAP_VM_CACHE         prepared kernels (/var/cache/blksnap-vm)
 #   BLKSNAP_VM_QUIET=1       do not stream the consoles to stderr
@@ -40,16 +44,19 @@ set -uo pipefail
 
 build=$(default_build_dir)
 filter='*'
+jobs=${BLKSNAP_VM_JOBS:-$(nproc)}
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--build) build=$2; shift 2 ;;
 	--filter) filter=$2; shift 2 ;;
+	--jobs) jobs=$2; shift 2 ;;
 	-h|--help) sed -n '3,30p' "$0"; exit 0 ;;
 	-*) die "unknown option $1" ;;
 	*) break ;;
 	esac
 done
-[ $# -ge 1 ] || die "usage: run.sh [--build DIR] [--filter GLOB] RELEASE...|all"
+[ $# -ge 1 ] || die "usage: run.sh [--build DIR] [--filter GLOB] [--jobs N] RELEASE...|all"
+case "$jobs" in ''|*[!0-9]*|0) die "--jobs wants a positive number, not '$jobs'" ;; esac
 [ "$(id -u)" = 0 ] || die "run.sh must run as root"
 releases=()
 for r in "$@"; do
@@ -77,6 +84,8 @@ mapfile -t names < <("$VM_DIR/guest-run.sh" --list --filter "$filter")
 
 # Cleanup for Ctrl-C / kill: stop QEMU (timeout(1) runs it in its own
 # process group, out of reach of the terminal's SIGINT) and drop the disks.
+# Each kernel runs in a subshell of its own (see run_in_subshell), with its
+# own copy of these; the main shell stops the subshells.
 qemu_pid=
 tail_pid=
 scratch=
@@ -86,7 +95,13 @@ cleanup() {
 	[ -n "$scratch" ] && rm -rf "$scratch"
 	qemu_pid="" tail_pid="" scratch=""
 }
-trap cleanup EXIT
+release_pids=()
+stop_releases() {
+	local p
+	for p in "${release_pids[@]}"; do kill "$p" 2>/dev/null; done
+	wait
+}
+trap stop_releases EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
@@ -124,6 +139,43 @@ console_tail() {
 	say "----- last lines of $1 -----"
 	tail -n "${2:-60}" "$1" >&2
 	say "-----"
+}
+
+# Per-test time limits, as guest-run.sh reads them from the headers.
+test_timeouts=()
+for name in "${names[@]}"; do
+	tmo=$(sed -n '1,30{s/^# timeout:[[:space:]]*//p}' "$BLKSNAP_VM_TESTS_DIR/$name.sh" | head -n1)
+	case "$tmo" in ''|*[!0-9]*) tmo=$BLKSNAP_VM_TEST_TIMEOUT ;; esac
+	test_timeouts+=("$tmo")
+done
+
+# watch_progress RESULTS QEMU_PID: wait for QEMU to end, watching the
+# guest's results.tap. A guest that wedges (a livelocked CPU stalls RCU, and
+# then guest-run.sh itself) gives no result for the test it was running:
+# once that test is well past its own timeout, plus the margin guest-run.sh
+# needs to find and report stuck processes, QEMU is killed (return 1,
+# WEDGED_REASON says which test), rather than waiting out the global
+# timeout while the other kernels wait their turn.
+watch_progress() {
+	local results=$1 pid=$2 done_n=-1 n since limit
+	since=$(now)
+	while kill -0 "$pid" 2>/dev/null; do
+		sleep 5
+		[ -f "$results/booted" ] || continue
+		n=$(grep -cE '^(ok|not ok) ' "$results/results.tap" 2>/dev/null)
+		if [ "${n:-0}" != "$done_n" ]; then
+			done_n=${n:-0}
+			since=$(now)
+		fi
+		[ "$done_n" -lt ${#names[@]} ] || continue
+		limit=$(( ${test_timeouts[$done_n]} + 180 ))
+		if [ $(( $(now) - since )) -gt "$limit" ]; then
+			WEDGED_REASON="guest stopped responding: no result ${limit} s after this test began"
+			kill "$pid" 2>/dev/null
+			return 1
+		fi
+	done
+	return 0
 }
 
 run_release() {
@@ -167,13 +219,21 @@ run_release() {
 	printf '%q ' "${QEMU[@]}" >"$results/qemu.cmd"
 	: >"$results/console.log"
 	if [ "${BLKSNAP_VM_QUIET:-0}" != 1 ]; then
-		tail -n +1 -F "$results/console.log" 2>/dev/null >&2 &
+		# Several kernels at once: say whose console a line is from.
+		if [ "$jobs" -gt 1 ]; then
+			tail -n +1 -F "$results/console.log" \
+				> >(sed -u "s/^/[$rel] /" >&2) 2>/dev/null &
+		else
+			tail -n +1 -F "$results/console.log" 2>/dev/null >&2 &
+		fi
 		tail_pid=$!
 	fi
 	t_boot=$(now)
 	timeout -k 10 "$global_timeout" "${QEMU[@]}" -serial "file:$results/console.log" \
 		</dev/null >"$results/qemu.log" 2>&1 &
 	qemu_pid=$!
+	wedged=
+	watch_progress "$results" "$qemu_pid" || wedged=$WEDGED_REASON
 	wait "$qemu_pid"
 	rc=$?
 	qemu_pid=
@@ -191,6 +251,10 @@ run_release() {
 
 	if grep -q '^# BLKSNAP-VM-DONE' "$results/results.tap" 2>/dev/null; then
 		record "$rel" "$results" "did not report"
+	elif [ -n "$wedged" ]; then
+		say "$rel: $wedged; QEMU killed"
+		record "$rel" "$results" "did not run (guest stopped responding)" "$wedged"
+		console_tail "$results/console.log"
 	elif [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
 		say "$rel: global timeout (${global_timeout} s) hit, QEMU killed"
 		record "$rel" "$results" "did not run (global timeout)" \
@@ -210,9 +274,40 @@ run_release() {
 	timings+=("# $rel ($KVER): prepare $p_s s, build $b_s s, boot $boot_s s, tests $test_s s, total $(( $(now) - t0 )) s")
 }
 
+# run_in_subshell RELEASE: run_release in the background; what it records
+# goes to files in $collect, read back in release order below.
+collect=$(mktemp -d)
+run_in_subshell() {
+	(
+		trap cleanup EXIT
+		trap 'exit 143' TERM
+		trap '' INT # the main shell handles Ctrl-C and stops us
+		tap_lines=() timings=()
+		run_release "$1"
+		printf '%s\n' "${tap_lines[@]}" >"$collect/$1.tap"
+		printf '%s\n' "${timings[@]}" >"$collect/$1.timing"
+	) &
+	release_pids+=($!)
+}
+
+[ "$jobs" -le ${#releases[@]} ] || jobs=${#releases[@]}
+[ "$jobs" -gt 1 ] && say "running $jobs kernels at a time"
 for r in "${releases[@]}"; do
-	run_release "$r"
+	while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n; done
+	run_in_subshell "$r"
 done
+wait
+release_pids=()
+for r in "${releases[@]}"; do
+	if [ -s "$collect/$r.tap" ]; then
+		mapfile -t -O ${#tap_lines[@]} tap_lines <"$collect/$r.tap"
+		mapfile -t -O ${#timings[@]} timings <"$collect/$r.timing"
+	else
+		record "$r" "$build/${BLKSNAP_VM_RESULTS_NAME:-vm-results}/$r" \
+			"did not run (its runner stopped)"
+	fi
+done
+rm -rf "$collect"
 
 passed=0
 failed=0
