@@ -39,8 +39,8 @@ export BLKSNAP_VM_QUIET=${BLKSNAP_VM_QUIET:-1}
 # One guest at a time: a second one would take CPU from what is measured.
 # Both vCPUs on host threads of their own, as on real hardware (and as the
 # figures so far were measured). Multi-threaded TCG is only unsafe while
-# ftrace patches the hook under I/O (see qemu_cmd); the benchmarks load the
-# module once, before any load starts.
+# ftrace patches the hook under I/O (see qemu_cmd); the benchmarks load and
+# unload the module only while no I/O runs.
 export BLKSNAP_VM_TCG_THREAD=${BLKSNAP_VM_TCG_THREAD:-multi}
 "$src/tests/vm/run.sh" --build "$build" --filter "$filter" --jobs 1 "$@"
 rc=$?

@@ -5,6 +5,7 @@
 #
 #   guest-run.sh [--filter GLOB] [--results DIR] [TEST...]
 #   guest-run.sh --list [--filter GLOB] [TEST...]     (also works on the host)
+#     prints "NAME TIMEOUT" for each test that would run
 #
 # TEST is a name in tests/vm/tests/ ("00-harness-sanity" or with .sh) or a
 # path; default: every tests/vm/tests/*.sh in sort order, restricted to the
@@ -63,8 +64,24 @@ else
 		[[ $n == $filter || $n.sh == $filter ]] && tests+=("$t")
 	done
 fi
+
+default_timeout=${BLKSNAP_VM_TEST_TIMEOUT:-300}
+
+# Header value of a test: header FILE KEY.
+header() {
+	sed -n "1,30{s/^# $2:[[:space:]]*//p}" "$1" | head -n1
+}
+
+# A test's time limit in seconds: test_timeout FILE.
+test_timeout() {
+	local tmo
+	tmo=$(header "$1" timeout)
+	case "$tmo" in ''|*[!0-9]*) tmo=$default_timeout ;; esac
+	echo "$tmo"
+}
+
 if [ "$list_only" = 1 ]; then
-	for t in "${tests[@]}"; do basename "$t" .sh; done
+	for t in "${tests[@]}"; do echo "$(basename "$t" .sh) $(test_timeout "$t")"; done
 	exit 0
 fi
 
@@ -75,7 +92,6 @@ fi
 : "${BLKSNAP_BUILD:=$BLKSNAP_SRC/build}"
 : "${BLKSNAP_KO:=$BLKSNAP_BUILD/vm/$RELEASE/blksnap.ko}"
 : "${VM_DISKS:=/dev/vdb /dev/vdc}"
-default_timeout=${BLKSNAP_VM_TEST_TIMEOUT:-300}
 export RELEASE KVER BLKSNAP_SRC BLKSNAP_BUILD BLKSNAP_KO VM_DISKS
 export TEST_RESULTS=$results
 
@@ -86,11 +102,6 @@ tap=$results/results.tap
 report() {
 	printf '%s\n' "$*"
 	printf '%s\n' "$*" >>"$tap"
-}
-
-# Header value of a test: header FILE KEY.
-header() {
-	sed -n "1,30{s/^# $2:[[:space:]]*//p}" "$1" | head -n1
 }
 
 # Undo what a test may have left in its scratch dir (mounts), then drop it.
@@ -120,8 +131,7 @@ for t in "${tests[@]}"; do
 		continue
 	fi
 	log=$results/$name.log
-	tmo=$(header "$t" timeout)
-	case "$tmo" in ''|*[!0-9]*) tmo=$default_timeout ;; esac
+	tmo=$(test_timeout "$t")
 	allow=$(header "$t" dmesg-allow)
 
 	TEST_TMP=$(mktemp -d "/tmp/$name.XXXXXX")

@@ -79,7 +79,13 @@ BLKSNAP_VM_TEST_TIMEOUT=${BLKSNAP_VM_TEST_TIMEOUT:-300}
 export BLKSNAP_VM_TESTS_DIR=${BLKSNAP_VM_TESTS_DIR:-$VM_DIR/tests}
 # Benchmark knobs travel to the guest too (empty: the script's default).
 BENCH_SECONDS=${BENCH_SECONDS:-} BENCH_ROUNDS=${BENCH_ROUNDS:-} BENCH_TAKES=${BENCH_TAKES:-}
-mapfile -t names < <("$VM_DIR/guest-run.sh" --list --filter "$filter")
+# The tests and their time limits, as guest-run.sh will see them.
+names=()
+test_timeouts=()
+while read -r name tmo; do
+	names+=("$name")
+	test_timeouts+=("$tmo")
+done < <(BLKSNAP_VM_TEST_TIMEOUT=$BLKSNAP_VM_TEST_TIMEOUT "$VM_DIR/guest-run.sh" --list --filter "$filter")
 [ ${#names[@]} -gt 0 ] || die "no test in $VM_DIR/tests matches '$filter'"
 
 # Cleanup for Ctrl-C / kill: stop QEMU (timeout(1) runs it in its own
@@ -141,14 +147,6 @@ console_tail() {
 	say "-----"
 }
 
-# Per-test time limits, as guest-run.sh reads them from the headers.
-test_timeouts=()
-for name in "${names[@]}"; do
-	tmo=$(sed -n '1,30{s/^# timeout:[[:space:]]*//p}' "$BLKSNAP_VM_TESTS_DIR/$name.sh" | head -n1)
-	case "$tmo" in ''|*[!0-9]*) tmo=$BLKSNAP_VM_TEST_TIMEOUT ;; esac
-	test_timeouts+=("$tmo")
-done
-
 # watch_progress RESULTS QEMU_PID: wait for QEMU to end, watching the
 # guest's results.tap. A guest that wedges (a livelocked CPU stalls RCU, and
 # then guest-run.sh itself) gives no result for the test it was running:
@@ -158,7 +156,6 @@ done
 # timeout while the other kernels wait their turn.
 watch_progress() {
 	local results=$1 pid=$2 done_n=-1 n since limit
-	since=$(now)
 	while kill -0 "$pid" 2>/dev/null; do
 		sleep 5
 		[ -f "$results/booted" ] || continue
@@ -220,12 +217,10 @@ run_release() {
 	: >"$results/console.log"
 	if [ "${BLKSNAP_VM_QUIET:-0}" != 1 ]; then
 		# Several kernels at once: say whose console a line is from.
-		if [ "$jobs" -gt 1 ]; then
-			tail -n +1 -F "$results/console.log" \
-				> >(sed -u "s/^/[$rel] /" >&2) 2>/dev/null &
-		else
-			tail -n +1 -F "$results/console.log" 2>/dev/null >&2 &
-		fi
+		local prefix=
+		[ "$jobs" -gt 1 ] && prefix="[$rel] "
+		tail -n +1 -F "$results/console.log" \
+			> >(sed -u "s/^/$prefix/" >&2) 2>/dev/null &
 		tail_pid=$!
 	fi
 	t_boot=$(now)
@@ -282,6 +277,7 @@ run_in_subshell() {
 		trap cleanup EXIT
 		trap 'exit 143' TERM
 		trap '' INT # the main shell handles Ctrl-C and stops us
+		# shellcheck disable=SC2030 # this subshell's own, written to $collect
 		tap_lines=() timings=()
 		run_release "$1"
 		printf '%s\n' "${tap_lines[@]}" >"$collect/$1.tap"
@@ -300,7 +296,9 @@ wait
 release_pids=()
 for r in "${releases[@]}"; do
 	if [ -s "$collect/$r.tap" ]; then
+		# shellcheck disable=SC2031 # the main shell's own
 		mapfile -t -O ${#tap_lines[@]} tap_lines <"$collect/$r.tap"
+		# shellcheck disable=SC2031
 		mapfile -t -O ${#timings[@]} timings <"$collect/$r.timing"
 	else
 		record "$r" "$build/${BLKSNAP_VM_RESULTS_NAME:-vm-results}/$r" \
