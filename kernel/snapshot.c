@@ -94,9 +94,39 @@ void snapshot_set_corrupted(struct snapshot *snapshot, dev_t dev, int error)
 	event_corrupted(&snapshot->events, dev, error);
 }
 
+/*
+ * What a device needs for the take (its copy-on-write state and memory for
+ * its frozen CBT), made when it is added: the take itself then only
+ * switches. Made again if a failed take dropped it or the device was
+ * resized since.
+ */
+static int snapshot_device_prepare(struct snapshot *snapshot,
+				   struct snapshot_device *device)
+{
+	struct tracker *tracker = device->tracker;
+	struct block_device *bdev = tracker_bdev(tracker);
+	struct diff_area *area;
+	int ret;
+
+	if (device->area && device->area->capacity != bdev_nr_sectors(bdev)) {
+		diff_area_free(device->area);
+		device->area = NULL;
+	}
+	ret = tracker_take_prepare(tracker);
+	if (ret || device->area)
+		return ret;
+	area = diff_area_new(bdev, tracker_dev(tracker), &snapshot->storage,
+			     snapshot);
+	if (IS_ERR(area))
+		return PTR_ERR(area);
+	device->area = area;
+	return 0;
+}
+
 int snapshot_add_device(const uuid_t *id, dev_t dev)
 {
 	struct snapshot *snapshot = snapshot_get_by_id(id);
+	struct snapshot_device *device;
 	struct tracker *tracker;
 	unsigned int i;
 	int ret;
@@ -123,7 +153,16 @@ int snapshot_add_device(const uuid_t *id, dev_t dev)
 	ret = tracker_claim(tracker, snapshot);
 	if (ret)
 		goto out;
-	snapshot->devices[snapshot->count++].tracker = tracker;
+	tracker_drain_unheld(tracker);
+	device = &snapshot->devices[snapshot->count];
+	device->tracker = tracker;
+	ret = snapshot_device_prepare(snapshot, device);
+	if (ret) {
+		tracker_unclaim(tracker);
+		device->tracker = NULL;
+		goto out;
+	}
+	snapshot->count++;
 	tracker = NULL;
 out:
 	mutex_unlock(&snapshot->lock);
@@ -146,24 +185,15 @@ int snapshot_append_storage(const uuid_t *id, dev_t dev,
 	return ret;
 }
 
-/* Per device resources of a take, made before anything is frozen. */
 static int snapshot_take_prepare(struct snapshot *snapshot)
 {
-	struct diff_area *area;
 	unsigned int i;
 	int ret;
 
 	for (i = 0; i < snapshot->count; i++) {
-		struct tracker *tracker = snapshot->devices[i].tracker;
-
-		ret = tracker_take_prepare(tracker);
+		ret = snapshot_device_prepare(snapshot, &snapshot->devices[i]);
 		if (ret)
 			return ret;
-		area = diff_area_new(tracker_bdev(tracker), tracker_dev(tracker),
-				     &snapshot->storage, snapshot);
-		if (IS_ERR(area))
-			return PTR_ERR(area);
-		snapshot->devices[i].area = area;
 	}
 	return 0;
 }
@@ -193,9 +223,8 @@ static void snapshot_thaw(struct snapshot *snapshot, unsigned int frozen)
 
 /*
  * The instant itself: no write reaches any device from the moment its
- * tracker is held until all are switched, and writes in flight are
- * drained by freezing the queues, so the images show one cut across the
- * devices.
+ * tracker is held until all are switched, and the writes sent on before
+ * have completed, so the images show one cut across the devices.
  */
 static struct request_queue *device_queue(struct snapshot_device *device)
 {
@@ -212,14 +241,22 @@ static void snapshot_switch(struct snapshot *snapshot)
 	for (i = 0; i < snapshot->count; i++)
 		tracker_take_hold(devices[i].tracker);
 	tracker_wait_submitters();
+	for (i = 0; i < snapshot->count; i++) {
+		struct snapshot_device *device = &devices[i];
+
+		/* Rarely, memory was short for counting a write. */
+		device->queue_frozen = !tracker_drain_held(device->tracker);
+		if (device->queue_frozen)
+			compat_queue_freeze_start(device_queue(device));
+	}
 	for (i = 0; i < snapshot->count; i++)
-		compat_queue_freeze_start(device_queue(&devices[i]));
-	for (i = 0; i < snapshot->count; i++)
-		compat_queue_freeze_wait(device_queue(&devices[i]));
+		if (devices[i].queue_frozen)
+			compat_queue_freeze_wait(device_queue(&devices[i]));
 	for (i = 0; i < snapshot->count; i++)
 		tracker_take_switch(devices[i].tracker, devices[i].area);
-	while (i--)
-		compat_queue_unfreeze(device_queue(&devices[i]));
+	for (i = 0; i < snapshot->count; i++)
+		if (devices[i].queue_frozen)
+			compat_queue_unfreeze(device_queue(&devices[i]));
 	memalloc_noio_restore(noio);
 }
 
@@ -260,7 +297,7 @@ static void snapshot_make_images(struct snapshot *snapshot)
 int snapshot_take(const uuid_t *id)
 {
 	struct snapshot *snapshot = snapshot_get_by_id(id);
-	ktime_t start = ktime_get();
+	ktime_t start = ktime_get(), frozen_at, switched_at;
 	unsigned int frozen = 0, i;
 	int ret;
 
@@ -280,6 +317,7 @@ int snapshot_take(const uuid_t *id)
 	ret = snapshot_take_prepare(snapshot);
 	if (!ret)
 		ret = snapshot_freeze(snapshot, &frozen);
+	frozen_at = ktime_get();
 	if (ret) {
 		snapshot_thaw(snapshot, frozen);
 		snapshot_take_undo(snapshot);
@@ -289,10 +327,15 @@ int snapshot_take(const uuid_t *id)
 	for (i = 0; i < snapshot->count; i++)
 		tracker_take_release(snapshot->devices[i].tracker);
 	snapshot_thaw(snapshot, frozen);
+	switched_at = ktime_get();
 	snapshot->state = BLKSNAP_SNAPSHOT_TAKEN;
 	snapshot_make_images(snapshot);
-	pr_info("%pUb taken, %u device(s), in %lld us\n", &snapshot->id,
-		snapshot->count, ktime_us_delta(ktime_get(), start));
+	pr_info("%pUb taken, %u device(s), in %lld us (file systems frozen in %lld, devices switched in %lld, images made in %lld)\n",
+		&snapshot->id, snapshot->count,
+		ktime_us_delta(ktime_get(), start),
+		ktime_us_delta(frozen_at, start),
+		ktime_us_delta(switched_at, frozen_at),
+		ktime_us_delta(ktime_get(), switched_at));
 out:
 	mutex_unlock(&snapshot->lock);
 	snapshot_put(snapshot);

@@ -14,6 +14,7 @@
 #include <linux/kref.h>
 #include <linux/mutex.h>
 #include <linux/sched.h>
+#include <linux/sched/mm.h>
 #include <linux/slab.h>
 #include <linux/spinlock.h>
 #include <linux/srcu.h>
@@ -58,6 +59,10 @@ enum tracker_state {
  * @image: The snapshot image, after the take.
  * @frozen_copy: Memory for the CBT's frozen copy, from take_prepare to
  *	the switch.
+ * @held_writes: Writes sent on in TRACKER_HELD state and not yet
+ *	completed, under @submit_lock (see &struct held_write).
+ * @held_uncounted: One of them could not be counted.
+ * @held_wait: Woken when @held_writes drops to 0.
  */
 struct tracker {
 	struct kref kref;
@@ -72,6 +77,9 @@ struct tracker {
 	struct diff_area __rcu *area;
 	struct snapimage *image;
 	u8 *frozen_copy;
+	unsigned int held_writes;
+	bool held_uncounted;
+	wait_queue_head_t held_wait;
 };
 
 /* Tracked devices by dev_t. Readers use RCU, writers tracker_mutex. */
@@ -205,6 +213,7 @@ static struct tracker *tracker_new(dev_t dev)
 	kref_init(&tracker->kref);
 	spin_lock_init(&tracker->submit_lock);
 	bio_list_init(&tracker->parked);
+	init_waitqueue_head(&tracker->held_wait);
 	tracker->dev = dev;
 	tracker->bdev = bdev;
 	tracker->diskseq = bdev->bd_disk->diskseq;
@@ -548,19 +557,74 @@ bool tracker_intercept_bio(struct bio *bio)
 	return divert;
 }
 
+/*
+ * A write sent on while its device is held for a take. The take waits for
+ * these to complete rather than for a frozen queue to drain: freezing
+ * costs an RCU grace period, tens of milliseconds on a slow machine, with
+ * every write to the device held meanwhile.
+ */
+struct held_write {
+	struct tracker *tracker;
+	bio_end_io_t *end_io;
+	void *private;
+};
+
+static void held_write_endio(struct bio *bio)
+{
+	struct held_write *hw = bio->bi_private;
+	struct tracker *tracker = hw->tracker;
+	unsigned long flags;
+
+	bio->bi_end_io = hw->end_io;
+	bio->bi_private = hw->private;
+	kfree(hw);
+	/* Under the lock: the waiter may free the tracker once it sees 0. */
+	spin_lock_irqsave(&tracker->submit_lock, flags);
+	if (!--tracker->held_writes)
+		wake_up(&tracker->held_wait);
+	spin_unlock_irqrestore(&tracker->submit_lock, flags);
+	/* bio_endio() has done all but this. */
+	if (bio->bi_end_io)
+		bio->bi_end_io(bio);
+}
+
+/*
+ * Count a write of a held device until it completes. Called with
+ * @submit_lock held; @hw is NULL if it could not be allocated, and the
+ * take then drains the queue instead.
+ */
+static void tracker_count_held(struct tracker *tracker, struct bio *bio,
+			       struct held_write *hw)
+{
+	if (!hw) {
+		tracker->held_uncounted = true;
+		return;
+	}
+	hw->tracker = tracker;
+	hw->end_io = bio->bi_end_io;
+	hw->private = bio->bi_private;
+	bio->bi_end_io = held_write_endio;
+	bio->bi_private = hw;
+	tracker->held_writes++;
+}
+
 /* Decide about a diverted write; called within submit_srcu. */
 static void tracker_submit_cow(struct tracker *tracker, struct bio *bio,
 			       sector_t offset)
 {
+	struct held_write *hw = NULL;
 	struct diff_area *area;
 	unsigned long flags;
 
+	if (tracker_state(tracker) == TRACKER_HELD)
+		hw = kmalloc(sizeof(*hw), bio->bi_opf & REQ_NOWAIT ?
+				GFP_NOWAIT : GFP_NOIO);
 	spin_lock_irqsave(&tracker->submit_lock, flags);
 	switch (tracker->state) {
 	case TRACKER_TAKING:
 		bio_list_add(&tracker->parked, bio);
 		spin_unlock_irqrestore(&tracker->submit_lock, flags);
-		return;
+		break;
 	case TRACKER_COW:
 		area = rcu_dereference_protected(tracker->area, true);
 		spin_unlock_irqrestore(&tracker->submit_lock, flags);
@@ -573,11 +637,18 @@ static void tracker_submit_cow(struct tracker *tracker, struct bio *bio,
 			     bio_sectors(bio));
 		rcu_read_unlock();
 		diff_area_submit_write(area, bio, offset);
-		return;
+		break;
+	case TRACKER_HELD:
+		tracker_count_held(tracker, bio, hw);
+		hw = NULL;
+		spin_unlock_irqrestore(&tracker->submit_lock, flags);
+		submit_bio_noacct(bio);
+		break;
 	default:
 		spin_unlock_irqrestore(&tracker->submit_lock, flags);
 		submit_bio_noacct(bio);
 	}
+	kfree(hw);
 }
 
 /**
@@ -738,13 +809,61 @@ out:
 	return ret;
 }
 
+/**
+ * tracker_drain_unheld() - Wait for writes sent before the device was held.
+ * @tracker: A tracker just claimed.
+ *
+ * Those were not counted (see &struct held_write). Draining the queue
+ * once here spares the take from doing it.
+ */
+void tracker_drain_unheld(struct tracker *tracker)
+{
+	struct request_queue *q = bdev_get_queue(tracker->bdev);
+	unsigned int noio;
+
+	/* Submitters that saw the tracker idle have sent their writes on. */
+	synchronize_rcu();
+	synchronize_srcu_expedited(&submit_srcu);
+	noio = memalloc_noio_save();
+	compat_queue_freeze_start(q);
+	compat_queue_freeze_wait(q);
+	compat_queue_unfreeze(q);
+	memalloc_noio_restore(noio);
+}
+
+/**
+ * tracker_drain_held() - Wait for the writes counted while the device was held.
+ * @tracker: The tracker; no more writes are being counted.
+ *
+ * Return: false if a write could not be counted; the caller drains the
+ * device's queue then.
+ */
+bool tracker_drain_held(struct tracker *tracker)
+{
+	bool counted;
+
+	spin_lock_irq(&tracker->submit_lock);
+	wait_event_lock_irq(tracker->held_wait, !tracker->held_writes,
+			    tracker->submit_lock);
+	counted = !tracker->held_uncounted;
+	tracker->held_uncounted = false;
+	spin_unlock_irq(&tracker->submit_lock);
+	return counted;
+}
+
 /* Leave the snapshot (after tracker_release_cow() if it was taken). */
 void tracker_unclaim(struct tracker *tracker)
 {
 	mutex_lock(&tracker_mutex);
+	/* Left over if the snapshot was never taken. */
+	cbt_map_free_copy(tracker_cbt(tracker), tracker->frozen_copy);
+	tracker->frozen_copy = NULL;
 	tracker_set_state(tracker, TRACKER_IDLE);
 	tracker->snapshot = NULL;
 	mutex_unlock(&tracker_mutex);
+	/* Counted writes end in held_write_endio(), which uses the tracker. */
+	synchronize_srcu_expedited(&submit_srcu);
+	tracker_drain_held(tracker);
 }
 
 /* Allocate what the take needs before anything is frozen. */
@@ -755,7 +874,7 @@ int tracker_take_prepare(struct tracker *tracker)
 	mutex_lock(&tracker_mutex);
 	if (!tracker_device_present(tracker)) {
 		ret = -ENODEV;
-	} else {
+	} else if (!tracker->frozen_copy) {
 		tracker->frozen_copy =
 			cbt_map_alloc_copy(tracker_cbt(tracker));
 		if (!tracker->frozen_copy)

@@ -464,12 +464,15 @@ enum blksnap_ioctl {
  * Takes a &struct blksnap_snapshot_device. The device must be tracked and
  * belong to no other snapshot; the snapshot must not be taken yet. A whole
  * disk and one of its partitions cannot be in snapshots at the same time
- * (partitions of one disk can). At most 256 devices per snapshot.
+ * (partitions of one disk can). At most 256 devices per snapshot. What
+ * the take needs for the device is allocated here, and writes in flight
+ * to it are waited for, so that the take itself holds writes only briefly.
  *
  * Return: 0; ESRCH for an unknown snapshot; ENOENT if the device is not
- * tracked; EALREADY if it is in this snapshot; EBUSY if it (or its disk
- * or partition) belongs to a snapshot, or this snapshot is taken already;
- * E2BIG if the snapshot is full; EINVAL for a bad device number.
+ * tracked; ENODEV if it is gone; EALREADY if it is in this snapshot; EBUSY
+ * if it (or its disk or partition) belongs to a snapshot, or this snapshot
+ * is taken already; E2BIG if the snapshot is full; EINVAL for a bad device
+ * number; ENOMEM.
  */
 #define IOCTL_BLKSNAP_SNAPSHOT_ADD_DEVICE \
 	_IOW(BLKSNAP_IOCTL_MAGIC, blksnap_ioctl_snapshot_add_device, \
