@@ -114,8 +114,8 @@ snap_fresh "$orig"
 dd if=/dev/urandom of="$orig" bs=1M oflag=direct status=none 2>/dev/null || true
 image=/dev/$(bsio image-info "$orig" | awk '$1 == "name" { print $2 }')
 bsio snapshot-info "$snap" | grep -E 'state|storage_used'
-# Which of the two goes first alternates: the second run of a round was
-# often faster, whichever device it read.
+# The order alternates between rounds, so that a drift of the host's disk
+# speed within a round does not always favour the same device.
 for ((i = 0; i < rounds; i++)); do
 	if ((i % 2)); then
 		image_read=$(fio_run read-image "$image" read 1m 4)
