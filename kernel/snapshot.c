@@ -226,37 +226,20 @@ static void snapshot_thaw(struct snapshot *snapshot, unsigned int frozen)
  * tracker is held until all are switched, and the writes sent on before
  * have completed, so the images show one cut across the devices.
  */
-static struct request_queue *device_queue(struct snapshot_device *device)
-{
-	return bdev_get_queue(tracker_bdev(device->tracker));
-}
-
 static void snapshot_switch(struct snapshot *snapshot)
 {
 	struct snapshot_device *devices = snapshot->devices;
 	unsigned int noio, i;
 
-	/* An allocation must not write to a frozen queue. */
+	/* An allocation must not write to a device whose writes are held. */
 	noio = memalloc_noio_save();
 	for (i = 0; i < snapshot->count; i++)
 		tracker_take_hold(devices[i].tracker);
 	tracker_wait_submitters();
-	for (i = 0; i < snapshot->count; i++) {
-		struct snapshot_device *device = &devices[i];
-
-		/* Rarely, memory was short for counting a write. */
-		device->queue_frozen = !tracker_drain_held(device->tracker);
-		if (device->queue_frozen)
-			compat_queue_freeze_start(device_queue(device));
-	}
 	for (i = 0; i < snapshot->count; i++)
-		if (devices[i].queue_frozen)
-			compat_queue_freeze_wait(device_queue(&devices[i]));
+		tracker_drain_held(devices[i].tracker);
 	for (i = 0; i < snapshot->count; i++)
 		tracker_take_switch(devices[i].tracker, devices[i].area);
-	for (i = 0; i < snapshot->count; i++)
-		if (devices[i].queue_frozen)
-			compat_queue_unfreeze(device_queue(&devices[i]));
 	memalloc_noio_restore(noio);
 }
 
@@ -297,7 +280,7 @@ static void snapshot_make_images(struct snapshot *snapshot)
 int snapshot_take(const uuid_t *id)
 {
 	struct snapshot *snapshot = snapshot_get_by_id(id);
-	ktime_t start = ktime_get(), frozen_at, switched_at;
+	ktime_t start = ktime_get(), frozen_at, switched_at, done_at;
 	unsigned int frozen = 0, i;
 	int ret;
 
@@ -330,12 +313,13 @@ int snapshot_take(const uuid_t *id)
 	switched_at = ktime_get();
 	snapshot->state = BLKSNAP_SNAPSHOT_TAKEN;
 	snapshot_make_images(snapshot);
+	done_at = ktime_get();
 	pr_info("%pUb taken, %u device(s), in %lld us (file systems frozen in %lld, devices switched in %lld, images made in %lld)\n",
 		&snapshot->id, snapshot->count,
-		ktime_us_delta(ktime_get(), start),
+		ktime_us_delta(done_at, start),
 		ktime_us_delta(frozen_at, start),
 		ktime_us_delta(switched_at, frozen_at),
-		ktime_us_delta(ktime_get(), switched_at));
+		ktime_us_delta(done_at, switched_at));
 out:
 	mutex_unlock(&snapshot->lock);
 	snapshot_put(snapshot);

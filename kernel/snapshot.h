@@ -18,12 +18,10 @@ struct tracker;
  * struct snapshot_device - One device of a snapshot.
  * @tracker: Its tracker (a reference).
  * @area: Copy-on-write state, made when the device is added.
- * @queue_frozen: The take froze its queue (see snapshot_switch()).
  */
 struct snapshot_device {
 	struct tracker *tracker;
 	struct diff_area *area;
-	bool queue_frozen;
 };
 
 /**

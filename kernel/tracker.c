@@ -809,6 +809,19 @@ out:
 	return ret;
 }
 
+/* Wait for every write in the device's queue: freeze it, and let go. */
+static void tracker_drain_queue(struct tracker *tracker)
+{
+	struct request_queue *q = bdev_get_queue(tracker->bdev);
+	unsigned int noio;
+
+	noio = memalloc_noio_save();
+	compat_queue_freeze_start(q);
+	compat_queue_freeze_wait(q);
+	compat_queue_unfreeze(q);
+	memalloc_noio_restore(noio);
+}
+
 /**
  * tracker_drain_unheld() - Wait for writes sent before the device was held.
  * @tracker: A tracker just claimed.
@@ -818,37 +831,40 @@ out:
  */
 void tracker_drain_unheld(struct tracker *tracker)
 {
-	struct request_queue *q = bdev_get_queue(tracker->bdev);
-	unsigned int noio;
-
 	/* Submitters that saw the tracker idle have sent their writes on. */
 	synchronize_rcu();
 	synchronize_srcu_expedited(&submit_srcu);
-	noio = memalloc_noio_save();
-	compat_queue_freeze_start(q);
-	compat_queue_freeze_wait(q);
-	compat_queue_unfreeze(q);
-	memalloc_noio_restore(noio);
+	tracker_drain_queue(tracker);
 }
 
-/**
- * tracker_drain_held() - Wait for the writes counted while the device was held.
- * @tracker: The tracker; no more writes are being counted.
- *
- * Return: false if a write could not be counted; the caller drains the
- * device's queue then.
+/*
+ * Wait for the writes counted while the device was held. Return: true if
+ * one could not be counted.
  */
-bool tracker_drain_held(struct tracker *tracker)
+static bool tracker_wait_counted(struct tracker *tracker)
 {
-	bool counted;
+	bool uncounted;
 
 	spin_lock_irq(&tracker->submit_lock);
 	wait_event_lock_irq(tracker->held_wait, !tracker->held_writes,
 			    tracker->submit_lock);
-	counted = !tracker->held_uncounted;
+	uncounted = tracker->held_uncounted;
 	tracker->held_uncounted = false;
 	spin_unlock_irq(&tracker->submit_lock);
-	return counted;
+	return uncounted;
+}
+
+/**
+ * tracker_drain_held() - Wait for the writes sent while the device was held.
+ * @tracker: A tracker in TRACKER_TAKING state, its submitters waited for.
+ *
+ * New writes are parked, so none enters the queue meanwhile. Rarely,
+ * memory was short for counting a write: the queue is drained then.
+ */
+void tracker_drain_held(struct tracker *tracker)
+{
+	if (tracker_wait_counted(tracker))
+		tracker_drain_queue(tracker);
 }
 
 /* Leave the snapshot (after tracker_release_cow() if it was taken). */
@@ -863,7 +879,7 @@ void tracker_unclaim(struct tracker *tracker)
 	mutex_unlock(&tracker_mutex);
 	/* Counted writes end in held_write_endio(), which uses the tracker. */
 	synchronize_srcu_expedited(&submit_srcu);
-	tracker_drain_held(tracker);
+	tracker_wait_counted(tracker);
 }
 
 /* Allocate what the take needs before anything is frozen. */
@@ -892,7 +908,7 @@ void tracker_take_hold(struct tracker *tracker)
 
 /*
  * Wait until every diverted write that saw the old state has been sent
- * on (to the queue, which the caller drains by freezing it).
+ * on (and, if the device was held, counted: see tracker_drain_held()).
  */
 void tracker_wait_submitters(void)
 {

@@ -37,7 +37,7 @@ void tracker_put(struct tracker *tracker);
 int tracker_claim(struct tracker *tracker, struct snapshot *snapshot);
 void tracker_unclaim(struct tracker *tracker);
 void tracker_drain_unheld(struct tracker *tracker);
-bool tracker_drain_held(struct tracker *tracker);
+void tracker_drain_held(struct tracker *tracker);
 dev_t tracker_dev(struct tracker *tracker);
 struct block_device *tracker_bdev(struct tracker *tracker);
 bool tracker_present(struct tracker *tracker);
