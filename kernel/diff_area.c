@@ -111,12 +111,15 @@ struct defer_work {
 
 /*
  * A chunk-sized page array; image reads may hold extra references. Free
- * ones are kept in the area for the next copy (see buffer_get()).
+ * ones are kept in the area for the next copy (see buffer_get()). @nr_segs
+ * bounds the physically contiguous runs in @pages: 1 when they are one
+ * block, so that a bio carries several chunks in one request.
  */
 struct chunk_buffer {
 	struct list_head link;
 	refcount_t users;
 	unsigned int nr_pages;
+	unsigned int nr_segs;
 	struct page *pages[];
 };
 
@@ -134,7 +137,8 @@ static unsigned long diff_area_chunk_count(const struct diff_area *area)
 static unsigned int diff_area_chunk_shift(sector_t capacity)
 {
 	u64 bytes = (u64)capacity << SECTOR_SHIFT;
-	unsigned int shift = chunk_minimum_shift;
+	unsigned int shift = max_t(unsigned int, chunk_minimum_shift,
+				   PAGE_SHIFT);
 
 	while (shift < chunk_maximum_shift &&
 	       DIV_ROUND_UP_ULL(bytes, 1ULL << shift) > chunk_maximum_count)
@@ -151,6 +155,28 @@ static void buffer_free(struct chunk_buffer *buf)
 	kfree(buf);
 }
 
+/*
+ * The pages as one block, split so that each is freed on its own. Only if
+ * one is free at once: single pages do as well, so it is not worth any
+ * reclaim or compaction.
+ */
+static bool buffer_alloc_block(struct chunk_buffer *buf, unsigned int nr,
+			       gfp_t gfp)
+{
+	unsigned int i, order = ilog2(nr);
+	struct page *page;
+
+	page = alloc_pages((gfp & ~__GFP_DIRECT_RECLAIM) | __GFP_NOWARN, order);
+	if (!page)
+		return false;
+	split_page(page, order);
+	for (i = 0; i < nr; i++)
+		buf->pages[i] = page + i;
+	buf->nr_pages = nr;
+	buf->nr_segs = 1;
+	return true;
+}
+
 static struct chunk_buffer *buffer_alloc(struct diff_area *area, gfp_t gfp)
 {
 	unsigned int nr = diff_area_chunk_bytes(area) >> PAGE_SHIFT;
@@ -159,6 +185,9 @@ static struct chunk_buffer *buffer_alloc(struct diff_area *area, gfp_t gfp)
 	buf = kmalloc(struct_size(buf, pages, nr), gfp);
 	if (!buf)
 		return NULL;
+	if (buffer_alloc_block(buf, nr, gfp))
+		return buf;
+	buf->nr_segs = nr;
 	for (buf->nr_pages = 0; buf->nr_pages < nr; buf->nr_pages++) {
 		buf->pages[buf->nr_pages] = alloc_page(gfp);
 		if (!buf->pages[buf->nr_pages]) {
@@ -385,15 +414,15 @@ struct copy_batch {
 static unsigned int copy_run_len(struct copy_batch *batch, unsigned int first)
 {
 	struct diff_area *area = batch->area;
-	unsigned int pages = batch->items[first].buf->nr_pages;
+	unsigned int segs = batch->items[first].buf->nr_segs;
 	unsigned int i;
 
 	for (i = first + 1; i < batch->count; i++) {
 		struct copy_item *prev = &batch->items[i - 1];
 		struct copy_item *item = &batch->items[i];
 
-		pages += item->buf->nr_pages;
-		if (item->idx != prev->idx + 1 || pages > BIO_MAX_VECS ||
+		segs += item->buf->nr_segs;
+		if (item->idx != prev->idx + 1 || segs > BIO_MAX_VECS ||
 		    item->loc.bdev != prev->loc.bdev ||
 		    item->loc.sector != prev->loc.sector +
 					(1ULL << area->chunk_shift))
@@ -408,12 +437,12 @@ static struct bio *copy_bio(struct copy_batch *batch, unsigned int first,
 			    sector_t sector, blk_opf_t opf, bio_end_io_t *end_io)
 {
 	struct diff_area *area = batch->area;
-	unsigned int i, p, nr_pages = 0;
+	unsigned int i, p, nr_segs = 0;
 	struct bio *bio;
 
 	for (i = first; i < first + n; i++)
-		nr_pages += batch->items[i].buf->nr_pages;
-	bio = bio_alloc_bioset(bdev, nr_pages, opf, GFP_NOIO, &blksnap_bio_set);
+		nr_segs += batch->items[i].buf->nr_segs;
+	bio = bio_alloc_bioset(bdev, nr_segs, opf, GFP_NOIO, &blksnap_bio_set);
 	bio->bi_iter.bi_sector = sector;
 	bio->bi_end_io = end_io;
 	bio->bi_private = batch;
@@ -424,7 +453,10 @@ static struct bio *copy_bio(struct copy_batch *batch, unsigned int first,
 		for (p = 0; bytes; p++) {
 			unsigned int len = min_t(unsigned int, bytes, PAGE_SIZE);
 
-			__bio_add_page(bio, item->buf->pages[p], len, 0);
+			/* Merges contiguous pages: @nr_segs vecs are enough. */
+			if (WARN_ON_ONCE(!bio_add_page(bio, item->buf->pages[p],
+						       len, 0)))
+				batch->status = BLK_STS_RESOURCE;
 			bytes -= len;
 		}
 	}
@@ -723,6 +755,42 @@ static int diff_area_preserve_stored(struct diff_area *area,
 	return 0;
 }
 
+/* Does storage have room for @nr more chunks above its low-space mark? */
+static bool diff_area_has_room(struct diff_area *area, unsigned long nr)
+{
+	u64 capacity, used;
+
+	diff_storage_usage(area->storage, &capacity, &used);
+	return capacity - used >=
+	       diff_storage_minimum + ((u64)nr << area->chunk_shift);
+}
+
+/*
+ * Copy the aligned group of chunks (copy_group_shift) around [@first,
+ * @last], in as few reads and stores as their buffers allow. On a busy
+ * device scattered writes reach the neighbours soon enough, and a copy
+ * costs mostly per request, not per byte. Only while storage has room; an
+ * error here is not the snapshot's, the caller then copies what the write
+ * needs by itself. Return: true if the group is preserved.
+ */
+static bool diff_area_preserve_group(struct diff_area *area,
+				     unsigned long first, unsigned long last)
+{
+	unsigned int shift = copy_group_shift - SECTOR_SHIFT;
+	unsigned long group = 1UL << (max(shift, area->chunk_shift) -
+				      area->chunk_shift);
+	unsigned long last_chunk = diff_area_chunk_count(area) - 1;
+	unsigned long gfirst = round_down(first, group);
+	unsigned long glast = min(round_down(last, group) + group - 1,
+				  last_chunk);
+
+	if (gfirst == first && glast == last)
+		return false;
+	if (!diff_area_has_room(area, glast - gfirst + 1))
+		return false;
+	return !diff_area_preserve(area, gfirst, glast);
+}
+
 static void diff_area_preserve_range(struct diff_area *area, sector_t sector,
 				     sector_t count)
 {
@@ -733,7 +801,10 @@ static void diff_area_preserve_range(struct diff_area *area, sector_t sector,
 
 	if (first > last_chunk || snapshot_is_corrupted(area->snapshot))
 		return;
-	ret = diff_area_preserve(area, first, min(last, last_chunk));
+	last = min(last, last_chunk);
+	if (diff_area_preserve_group(area, first, last))
+		return;
+	ret = diff_area_preserve(area, first, last);
 	if (ret)
 		snapshot_set_corrupted(area->snapshot, area->dev, ret);
 }
@@ -781,7 +852,6 @@ static void diff_area_copy_ahead(struct diff_area *area, sector_t sector,
 	unsigned long last = (sector + count - 1) >> area->chunk_shift;
 	unsigned long expected = READ_ONCE(area->next_chunk);
 	unsigned long ahead;
-	u64 capacity, used;
 
 	WRITE_ONCE(area->next_chunk, last + 1);
 	if ((first != expected && first + 1 != expected) ||
@@ -790,9 +860,7 @@ static void diff_area_copy_ahead(struct diff_area *area, sector_t sector,
 	ahead = min_t(unsigned long, COPY_BATCH,
 		      max(1U, COPY_AHEAD_BYTES / diff_area_chunk_bytes(area)));
 	ahead = min(ahead, last_chunk - last);
-	diff_storage_usage(area->storage, &capacity, &used);
-	if (capacity - used < diff_storage_minimum +
-			      ((u64)ahead << area->chunk_shift))
+	if (!diff_area_has_room(area, ahead))
 		return;
 	diff_area_preserve(area, last + 1, last + ahead);
 }

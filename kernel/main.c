@@ -55,6 +55,18 @@ module_param(chunk_maximum_count, uint, 0444);
 MODULE_PARM_DESC(chunk_maximum_count,
 		 "chunks per device before the chunk size grows (default 1048576)");
 
+/*
+ * A write that needs a chunk copied gets the aligned span of this size
+ * around it copied in the same read and store, while storage has room.
+ * Scattered writes then cost fewer, larger copies, for up to that many
+ * more bytes of storage. At or below the chunk size, only chunks being
+ * written are copied.
+ */
+unsigned int copy_group_shift = 20;
+module_param(copy_group_shift, uint, 0444);
+MODULE_PARM_DESC(copy_group_shift,
+		 "log2 of the span in bytes copied together around a written chunk (12-24, default 20)");
+
 /* Free difference storage below which userspace is asked for more. */
 unsigned long diff_storage_minimum = 262144;
 module_param(diff_storage_minimum, ulong, 0444);
@@ -77,6 +89,10 @@ static bool params_valid(void)
 	if (chunk_minimum_shift < 12 || chunk_maximum_shift > 20 ||
 	    chunk_minimum_shift > chunk_maximum_shift || !chunk_maximum_count) {
 		pr_err("chunk shifts must satisfy 12 <= minimum <= maximum <= 20\n");
+		return false;
+	}
+	if (copy_group_shift < 12 || copy_group_shift > 24) {
+		pr_err("copy_group_shift must be 12 to 24\n");
 		return false;
 	}
 	return true;

@@ -9,6 +9,7 @@ extern unsigned int tracking_block_maximum_count;
 extern unsigned int chunk_minimum_shift;
 extern unsigned int chunk_maximum_shift;
 extern unsigned int chunk_maximum_count;
+extern unsigned int copy_group_shift;
 extern unsigned long diff_storage_minimum;
 
 #endif /* __BLKSNAP_PARAMS_H */
