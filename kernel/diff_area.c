@@ -765,13 +765,27 @@ static bool diff_area_has_room(struct diff_area *area, unsigned long nr)
 	       diff_storage_minimum + ((u64)nr << area->chunk_shift);
 }
 
+/* Has a chunk of [@gfirst, @glast] outside [@first, @last] been written? */
+static bool group_written(struct diff_area *area, unsigned long gfirst,
+			  unsigned long glast, unsigned long first,
+			  unsigned long last)
+{
+	unsigned long idx;
+
+	for (idx = gfirst; idx <= glast; idx++)
+		if ((idx < first || idx > last) && xa_load(&area->chunks, idx))
+			return true;
+	return false;
+}
+
 /*
- * Copy the aligned group of chunks (copy_group_shift) around [@first,
- * @last], in as few reads and stores as their buffers allow. On a busy
- * device scattered writes reach the neighbours soon enough, and a copy
- * costs mostly per request, not per byte. Only while storage has room; an
- * error here is not the snapshot's, the caller then copies what the write
- * needs by itself. Return: true if the group is preserved.
+ * Once a second chunk of an aligned group (copy_group_shift) is written,
+ * copy the rest of the group with it, in as few reads and stores as their
+ * buffers allow: a copy costs mostly per request, not per byte. Waiting
+ * for the second write (unless copy_group_eager) keeps scattered writes
+ * at one chunk each. Only while storage has room; an error here is not
+ * the snapshot's, the caller then copies what the write needs by itself.
+ * Return: true if the group is preserved.
  */
 static bool diff_area_preserve_group(struct diff_area *area,
 				     unsigned long first, unsigned long last)
@@ -785,6 +799,9 @@ static bool diff_area_preserve_group(struct diff_area *area,
 				  last_chunk);
 
 	if (gfirst == first && glast == last)
+		return false;
+	if (!copy_group_eager &&
+	    !group_written(area, gfirst, glast, first, last))
 		return false;
 	if (!diff_area_has_room(area, glast - gfirst + 1))
 		return false;

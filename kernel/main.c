@@ -56,16 +56,22 @@ MODULE_PARM_DESC(chunk_maximum_count,
 		 "chunks per device before the chunk size grows (default 1048576)");
 
 /*
- * A write that needs a chunk copied gets the aligned span of this size
- * around it copied in the same read and store, while storage has room.
- * Scattered writes then cost fewer, larger copies, for up to that many
- * more bytes of storage. At or below the chunk size, only chunks being
- * written are copied.
+ * Once a second chunk of an aligned span of this size is written, the
+ * rest of the span is copied with it, in one read and store, while
+ * storage has room: dense writes then cost fewer, larger copies, for some
+ * storage spent on chunks not (yet) written. At or below the chunk size,
+ * only chunks being written are copied.
  */
 unsigned int copy_group_shift = 20;
 module_param(copy_group_shift, uint, 0444);
 MODULE_PARM_DESC(copy_group_shift,
-		 "log2 of the span in bytes copied together around a written chunk (12-24, default 20)");
+		 "log2 of the span in bytes copied whole from its second written chunk on (12-24, default 20)");
+
+/* Storage is plentiful: copy the span from its first written chunk on. */
+bool copy_group_eager;
+module_param(copy_group_eager, bool, 0444);
+MODULE_PARM_DESC(copy_group_eager,
+		 "copy a span whole from its first written chunk on (default N)");
 
 /* Free difference storage below which userspace is asked for more. */
 unsigned long diff_storage_minimum = 262144;

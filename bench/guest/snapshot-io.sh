@@ -4,9 +4,9 @@
 # or COW device, both zero-filled first:
 #  - 4 KiB random writes (QD16) and 1 MiB sequential writes (QD4), fio,
 #    BENCH_SECONDS each, the median of BENCH_ROUNDS rounds, on: the plain
-#    device, the tracked device, a fresh blksnap snapshot, a dm-snapshot
-#    origin with 4 KiB and 256 KiB chunks; printed as ratios to the plain
-#    device.
+#    device, the tracked device, a fresh blksnap snapshot (default module
+#    parameters, and copy_group_eager=1), a dm-snapshot origin with 4 KiB
+#    and 256 KiB chunks; printed as ratios to the plain device.
 #  - 1 MiB sequential reads of the image after a full overwrite of the
 #    original, against reads of the original.
 #  - take latency for 1 and 4 devices (null_blk), BENCH_TAKES times each:
@@ -68,6 +68,8 @@ measure() {
 		v=$(fio_run tracked "$orig" "$2" "$3" "$4"); bsio detach "$orig" ;;
 	snapshot) module_load; snap_fresh "$orig"
 		v=$(fio_run snapshot "$orig" "$2" "$3" "$4"); snap_gone ;;
+	eager) module_unload; module_load copy_group_eager=1; snap_fresh "$orig"
+		v=$(fio_run eager "$orig" "$2" "$3" "$4"); snap_gone; module_unload ;;
 	dm4k) module_unload; dm_fresh 8
 		v=$(fio_run dm4k /dev/mapper/bench-origin "$2" "$3" "$4"); dm_gone ;;
 	dm256k) module_unload; dm_fresh 512
@@ -88,7 +90,7 @@ for spec in "randwrite 4k 16" "write 1m 4"; do
 	for ((r = 0; r < rounds; r++)); do
 		base=$(measure plain "$rw" "$bs" "$depth")
 		echo "$base" >>"$TEST_TMP/$rw.plain"
-		for kind in tracked snapshot dm4k dm256k; do
+		for kind in tracked snapshot eager dm4k dm256k; do
 			v=$(measure "$kind" "$rw" "$bs" "$depth")
 			echo "$v" >>"$TEST_TMP/$rw.$kind"
 			ratio "$v" "$base" >>"$TEST_TMP/$rw.$kind.ratio"
@@ -96,7 +98,7 @@ for spec in "randwrite 4k 16" "write 1m 4"; do
 		done
 	done
 	echo "result $rw-$bs plain: median $(median <"$TEST_TMP/$rw.plain") KiB/s over $rounds rounds"
-	for kind in tracked snapshot dm4k dm256k; do
+	for kind in tracked snapshot eager dm4k dm256k; do
 		r=$(median <"$TEST_TMP/$rw.$kind.ratio")
 		echo "ratio $rw-$bs $kind/plain: $r (median; runs $(tr '\n' ' ' <"$TEST_TMP/$rw.$kind.ratio"); median $(median <"$TEST_TMP/$rw.$kind") KiB/s)"
 		[ "$kind" = snapshot ] || continue

@@ -13,7 +13,8 @@ module_unload
 # Bad parameters: refused, nothing left behind.
 for bad in tracking_block_minimum_shift=8 tracking_block_maximum_shift=40 \
 	"tracking_block_minimum_shift=20 tracking_block_maximum_shift=16" \
-	tracking_block_maximum_count=10 copy_group_shift=11 copy_group_shift=25; do
+	tracking_block_maximum_count=10 copy_group_shift=11 copy_group_shift=25 \
+	copy_group_eager=maybe; do
 	# shellcheck disable=SC2086
 	insmod "$BLKSNAP_KO" $bad 2>/dev/null && fail "insmod accepted $bad"
 	module_loaded && fail "module loaded with $bad"

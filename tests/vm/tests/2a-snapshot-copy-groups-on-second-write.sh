@@ -1,0 +1,85 @@
+#!/bin/bash
+# Copy groups (copy_group_shift=20, 256 KiB chunks): the first write into
+# an aligned 1 MiB copies its chunk alone; a second write there, into
+# another chunk, copies the rest of the group with it, once; a write
+# across two groups is judged on each. With copy_group_eager the first
+# write copies its whole group. When free storage is near the low-space
+# mark, or with copy_group_shift at the chunk size, only the chunks
+# written are copied. In every case the image holds the take and
+# the original what was written (checked by stamps). No write starts
+# where the previous one ended, which would copy ahead for a sequential
+# writer.
+# timeout: 300
+set -eu
+. "$BLKSNAP_SRC/tests/vm/lib.sh"
+. "$BLKSNAP_SRC/tests/vm/cbt-lib.sh"
+. "$BLKSNAP_SRC/tests/vm/snap-lib.sh"
+
+read -r dev store <<<"$VM_DISKS"
+region=$((64 * MIB))
+module_unload
+on_exit "module_unload; module_load"
+
+# take STORAGE_SECTORS: a fresh snapshot of $dev over stamped data; sets
+# SNAP_ID, img, chunk (sectors) and the journals.
+take() {
+	run stamp fill "$dev" 1 --region 0:$region --journal "$TEST_TMP/orig"
+	cp "$TEST_TMP/orig" "$TEST_TMP/image"
+	track "$dev"
+	snap_create "$dev"
+	snap_storage "$SNAP_ID" "$store" 0 "$1"
+	snap_take "$SNAP_ID"
+	img=$(image_of "$dev")
+	chunk=$(($(image_info "$dev" chunk_size) / 512))
+	assert_eq "$chunk" 512 "chunk size in sectors (256 KiB)"
+}
+
+# write_expect SECTOR COUNT USED: write to the original, then expect USED
+# sectors of storage in use.
+write_expect() {
+	run stamp write "$dev" 2 "$1" "$2" --journal "$TEST_TMP/orig"
+	assert_eq "$(snap_info "$SNAP_ID" storage_used)" "$3" \
+		"storage used after writing $2 sectors at $1"
+}
+
+check_both() {
+	run stamp check "$img" --journal "$TEST_TMP/image"
+	run stamp check "$dev" --journal "$TEST_TMP/orig"
+	run bsio snapshot-destroy "$SNAP_ID"
+	run bsio detach "$dev"
+}
+
+log "--- default: a second chunk written copies the rest of its group"
+module_load
+take $((1024 * MIB))
+write_expect $((5 * chunk + 3)) 8 "$chunk"            # chunk 5 alone
+write_expect $((7 * chunk + 9)) 1 $((4 * chunk))     # chunk 7: group 4-7
+write_expect $((6 * chunk)) "$chunk" $((4 * chunk))  # chunk 6: copied already
+write_expect $((16 * chunk - 4)) 8 $((6 * chunk))    # chunks 15 and 16 alone
+write_expect $((18 * chunk + 1)) 1 $((9 * chunk))    # chunk 18: group 16-19
+check_both
+
+log "--- storage near the low-space mark: only the chunks written"
+# diff_storage_minimum (128 MiB) plus 4 chunks: the group does not fit.
+take $((128 * MIB + 4 * chunk))
+write_expect $((5 * chunk + 3)) 8 "$chunk"
+write_expect $((7 * chunk + 9)) 1 $((2 * chunk))
+check_both
+
+log "--- copy_group_shift=18: only the chunks written"
+module_unload
+module_load copy_group_shift=18
+take $((1024 * MIB))
+write_expect $((5 * chunk + 3)) 8 "$chunk"
+write_expect $((7 * chunk + 9)) 1 $((2 * chunk))
+write_expect $((16 * chunk - 4)) 8 $((4 * chunk))
+check_both
+
+log "--- copy_group_eager=1: the first chunk written copies its group"
+module_unload
+module_load copy_group_eager=1
+take $((1024 * MIB))
+write_expect $((5 * chunk + 3)) 8 $((4 * chunk))
+write_expect $((7 * chunk + 9)) 1 $((4 * chunk))
+write_expect $((16 * chunk - 4)) 8 $((12 * chunk))
+check_both
