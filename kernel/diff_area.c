@@ -28,6 +28,7 @@
 #include <linux/mempool.h>
 #include <linux/mutex.h>
 #include <linux/slab.h>
+#include <linux/wait_bit.h>
 #include <linux/workqueue.h>
 #include "diff_area.h"
 #include "diff_storage.h"
@@ -126,6 +127,20 @@ struct chunk_buffer {
 bool diff_area_owns_bio(const struct bio *bio)
 {
 	return bio->bi_pool == &blksnap_bio_set;
+}
+
+/* A copy batch or an image bio starts: the area stays until it is done. */
+static void diff_area_io_start(struct diff_area *area)
+{
+	atomic_inc(&area->in_flight);
+}
+
+/* Must be its last access to the area: diff_area_free() may follow. */
+static void diff_area_io_done(struct diff_area *area)
+{
+	/* wake_up_var() only hashes the address, freed or not. */
+	if (atomic_dec_and_test(&area->in_flight))
+		wake_up_var(&area->in_flight);
 }
 
 static unsigned long diff_area_chunk_count(const struct diff_area *area)
@@ -311,13 +326,20 @@ struct diff_area *diff_area_new(struct block_device *bdev, dev_t dev,
 	return area;
 }
 
-/* Called once no I/O can reach the area any more (diff_area_drain()). */
+/**
+ * diff_area_free() - Free an area no new I/O can reach.
+ * @area: The area, after diff_area_drain().
+ *
+ * Waits for its stores and image bios still in flight: a store landing
+ * after the storage is given back would overwrite whatever reuses it.
+ */
 void diff_area_free(struct diff_area *area)
 {
 	struct chunk_buffer *buf, *next;
 	struct chunk *chunk;
 	unsigned long idx;
 
+	wait_var_event(&area->in_flight, !atomic_read(&area->in_flight));
 	xa_for_each(&area->chunks, idx, chunk)
 		kmem_cache_free(chunk_cache, chunk);
 	xa_destroy(&area->chunks);
@@ -479,6 +501,14 @@ static void copy_read_endio(struct bio *bio)
 		complete(&batch->done);
 }
 
+static void copy_batch_free(struct copy_batch *batch)
+{
+	struct diff_area *area = batch->area;
+
+	mempool_free(batch, batch_pool);
+	diff_area_io_done(area);
+}
+
 /* Stores are done: image reads go to storage from now on. */
 static void copy_stored_work(struct work_struct *work)
 {
@@ -501,7 +531,7 @@ static void copy_stored_work(struct work_struct *work)
 		up(&area->store_slots);
 	}
 	wake_up_all(&area->stored);
-	mempool_free(batch, batch_pool);
+	copy_batch_free(batch);
 }
 
 static void copy_store_endio(struct bio *bio)
@@ -587,7 +617,7 @@ static void copy_abandon(struct copy_batch *batch)
 		mutex_unlock(&batch->items[i].chunk->lock);
 		up(&area->store_slots);
 	}
-	mempool_free(batch, batch_pool);
+	copy_batch_free(batch);
 }
 
 /*
@@ -639,6 +669,7 @@ static struct copy_batch *copy_batch_new(struct diff_area *area)
 	batch->area = area;
 	batch->status = BLK_STS_OK;
 	batch->count = 0;
+	diff_area_io_start(area);
 	return batch;
 }
 
@@ -738,7 +769,7 @@ static int diff_area_preserve(struct diff_area *area, unsigned long first,
 	if (batch && batch->count)
 		ret2 = copy_run(batch);
 	else if (batch)
-		mempool_free(batch, batch_pool);
+		copy_batch_free(batch);
 	return ret ? ret : ret2;
 }
 
@@ -960,11 +991,14 @@ static void stripe_read_done(struct diff_area_stripe *stripe)
 
 static void image_io_put(struct image_io *io)
 {
+	struct diff_area *area = io->area;
+
 	if (!atomic_dec_and_test(&io->pending))
 		return;
 	io->bio->bi_status = io->status;
 	bio_endio(io->bio);
 	mempool_free(io, work_pool);
+	diff_area_io_done(area);
 }
 
 /*
@@ -1196,6 +1230,7 @@ void diff_area_submit_image_bio(struct diff_area *area, struct bio *bio)
 		return;
 	}
 	io = mempool_alloc(work_pool, GFP_NOIO);
+	diff_area_io_start(area);
 	io->area = area;
 	io->bio = bio;
 	io->status = BLK_STS_OK;
