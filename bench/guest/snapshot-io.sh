@@ -3,10 +3,11 @@
 # In one guest, on /dev/vdb (original) with /dev/vdc as difference storage
 # or COW device, both zero-filled first:
 #  - 4 KiB random writes (QD16) and 1 MiB sequential writes (QD4), fio,
-#    BENCH_SECONDS each, the median of BENCH_ROUNDS rounds, on: the plain
-#    device, the tracked device, a fresh blksnap snapshot (default module
-#    parameters, and copy_group_eager=1), a dm-snapshot origin with 4 KiB
-#    and 256 KiB chunks; printed as ratios to the plain device.
+#    BENCH_SECONDS each, the median of BENCH_ROUNDS rounds, on: the tracked
+#    device, a fresh blksnap snapshot (default module parameters, and
+#    copy_group_eager=1), a dm-snapshot origin with 4 KiB and 256 KiB
+#    chunks; printed as ratios to the plain device, run just before and
+#    just after each of them.
 #  - 1 MiB sequential reads of the image after a full overwrite of the
 #    original, against reads of the original.
 #  - take latency for 1 and 4 devices (null_blk), BENCH_TAKES times each:
@@ -82,23 +83,30 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }'
 
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
-# Each round measures every configuration once, plain first, and each
-# ratio is to that round's plain run; the figure is the median over the
-# rounds (TCG and a busy host move single runs by 10-20 %).
+# The host's speed drifts by a factor of two within a minute (other
+# tenants of the machine under it; steal alone does not account for it).
+# So every configuration's run sits between two plain runs and its ratio
+# is to their mean, the order of the configurations rotates from round to
+# round, and the figure is the median over the rounds.
+kinds=(tracked snapshot eager dm4k dm256k)
 for spec in "randwrite 4k 16" "write 1m 4"; do
 	read -r rw bs depth <<<"$spec"
 	for ((r = 0; r < rounds; r++)); do
-		base=$(measure plain "$rw" "$bs" "$depth")
-		echo "$base" >>"$TEST_TMP/$rw.plain"
-		for kind in tracked snapshot eager dm4k dm256k; do
+		before=$(measure plain "$rw" "$bs" "$depth")
+		echo "$before" >>"$TEST_TMP/$rw.plain"
+		for ((k = 0; k < ${#kinds[@]}; k++)); do
+			kind=${kinds[(k + r) % ${#kinds[@]}]}
 			v=$(measure "$kind" "$rw" "$bs" "$depth")
+			after=$(measure plain "$rw" "$bs" "$depth")
+			echo "$after" >>"$TEST_TMP/$rw.plain"
 			echo "$v" >>"$TEST_TMP/$rw.$kind"
-			ratio "$v" "$base" >>"$TEST_TMP/$rw.$kind.ratio"
+			ratio "$v" "$(((before + after) / 2))" >>"$TEST_TMP/$rw.$kind.ratio"
 			echo >>"$TEST_TMP/$rw.$kind.ratio"
+			before=$after
 		done
 	done
-	echo "result $rw-$bs plain: median $(median <"$TEST_TMP/$rw.plain") KiB/s over $rounds rounds"
-	for kind in tracked snapshot eager dm4k dm256k; do
+	echo "result $rw-$bs plain: median $(median <"$TEST_TMP/$rw.plain") KiB/s, runs $(tr '\n' ' ' <"$TEST_TMP/$rw.plain")"
+	for kind in "${kinds[@]}"; do
 		r=$(median <"$TEST_TMP/$rw.$kind.ratio")
 		echo "ratio $rw-$bs $kind/plain: $r (median; runs $(tr '\n' ' ' <"$TEST_TMP/$rw.$kind.ratio"); median $(median <"$TEST_TMP/$rw.$kind") KiB/s)"
 		[ "$kind" = snapshot ] || continue
