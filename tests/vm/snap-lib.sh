@@ -68,6 +68,17 @@ snap_storage_split() {
 	run bsio snapshot-append "$id" "$dev" "${args[@]}"
 }
 
+# dm_delay NAME DEV SECTORS READ_MS WRITE_MS: /dev/mapper/NAME over the
+# first SECTORS of DEV, holding each read and write that long; removed at
+# exit. Loads dm-delay.
+dm_delay() {
+	modprobe dm-delay || fail "cannot load dm-delay"
+	echo "0 $3 delay $2 0 $4 $2 0 $5" | dmsetup create "$1" --noudevsync
+	on_exit "dmsetup remove --noudevsync $1"
+	dmsetup mknodes "$1"
+	[ -b "/dev/mapper/$1" ] || fail "/dev/mapper/$1 did not appear"
+}
+
 # snap_take ID: take it; it must be taken, without error, afterwards.
 snap_take() {
 	run bsio snapshot-take "$1"

@@ -16,16 +16,11 @@ need_cmd dmsetup
 read -r disk store <<<"$VM_DISKS"
 delay_ms=1500
 module_load
-modprobe dm-delay || fail "cannot load dm-delay"
 
 # 64 MiB of zeros behind a target that holds writes (not reads).
 run dd if=/dev/zero of="$disk" bs=1M count=64 oflag=direct status=none
-echo "0 $((64 * MIB)) delay $disk 0 0 $disk 0 $delay_ms" |
-	dmsetup create blksnap-slow --noudevsync
-on_exit "dmsetup remove --noudevsync blksnap-slow"
-dmsetup mknodes blksnap-slow
+dm_delay blksnap-slow "$disk" $((64 * MIB)) 0 "$delay_ms"
 slow=/dev/mapper/blksnap-slow
-[ -b "$slow" ] || fail "$slow did not appear"
 
 head -c 65536 /dev/urandom >"$TEST_TMP/first"
 head -c 65536 /dev/urandom >"$TEST_TMP/second"

@@ -19,21 +19,12 @@ need_cmd dmsetup
 read -r dev store <<<"$VM_DISKS"
 delay_ms=1500
 module_load
-modprobe dm-delay || fail "cannot load dm-delay"
-
-# delayed NAME DEV READ_MS WRITE_MS: a dm-delay target over 512 MiB of DEV.
-delayed() {
-	echo "0 $((512 * MIB)) delay $2 0 $3 $2 0 $4" | dmsetup create "$1" --noudevsync
-	on_exit "dmsetup remove --noudevsync $1"
-	dmsetup mknodes "$1"
-	[ -b "/dev/mapper/$1" ] || fail "/dev/mapper/$1 did not appear"
-}
 zeros_sum() { head -c "$1" /dev/zero | sha256sum | cut -d' ' -f1; }
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
 log "--- stores in flight"
 run dd if=/dev/urandom of="$dev" bs=1M count=16 oflag=direct status=none
-delayed blksnap-slow-store "$store" 0 "$delay_ms"
+dm_delay blksnap-slow-store "$store" $((512 * MIB)) 0 "$delay_ms"
 track "$dev"
 snap_create "$dev"
 snap_storage "$SNAP_ID" /dev/mapper/blksnap-slow-store 0 $((256 * MIB))
@@ -59,7 +50,7 @@ assert_eq "$got" "$(zeros_sum $((used * 512)))" \
 run bsio detach "$dev"
 
 log "--- an image read in flight"
-delayed blksnap-slow-orig "$dev" "$delay_ms" 0
+dm_delay blksnap-slow-orig "$dev" $((512 * MIB)) "$delay_ms" 0
 slow=/dev/mapper/blksnap-slow-orig
 track "$slow"
 snap_create "$slow"
