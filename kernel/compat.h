@@ -11,6 +11,7 @@
 #include <linux/blk-mq.h>
 #include <linux/fs.h>
 #include <linux/sched/mm.h>
+#include <linux/shrinker.h>
 #include "compat_gen.h"
 
 /**
@@ -121,6 +122,83 @@ static inline struct gendisk *compat_alloc_disk(unsigned int logical,
 	blk_queue_logical_block_size(disk->queue, logical);
 	blk_queue_physical_block_size(disk->queue, physical);
 	return disk;
+#endif
+}
+
+/**
+ * struct compat_shrinker - A shrinker that finds its owner.
+ * @shrinker: The registration (allocated by the kernel since 6.7).
+ * @owner: What compat_shrinker_owner() returns, where the kernel's
+ *	&struct shrinker has no private_data.
+ */
+struct compat_shrinker {
+#ifdef BLKSNAP_HAVE_SHRINKER_ALLOC
+	struct shrinker *shrinker;
+#else
+	struct shrinker shrinker;
+	void *owner;
+#endif
+};
+
+/**
+ * compat_shrinker_register() - Offer objects to reclaim.
+ * @cs: Zeroed storage for the registration.
+ * @count: Returns how many objects could be freed.
+ * @scan: Frees up to sc->nr_to_scan of them.
+ * @owner: Given back by compat_shrinker_owner() in the callbacks.
+ * @name: Shown by the shrinker debugfs.
+ *
+ * Return: 0 or a negative errno.
+ */
+static inline int compat_shrinker_register(struct compat_shrinker *cs,
+	unsigned long (*count)(struct shrinker *, struct shrink_control *),
+	unsigned long (*scan)(struct shrinker *, struct shrink_control *),
+	void *owner, const char *name)
+{
+#ifdef BLKSNAP_HAVE_SHRINKER_ALLOC
+	struct shrinker *s = shrinker_alloc(0, "%s", name);
+
+	if (!s)
+		return -ENOMEM;
+	s->count_objects = count;
+	s->scan_objects = scan;
+	s->private_data = owner;
+	shrinker_register(s);
+	cs->shrinker = s;
+	return 0;
+#else
+	int ret;
+
+	cs->shrinker.count_objects = count;
+	cs->shrinker.scan_objects = scan;
+	cs->shrinker.seeks = DEFAULT_SEEKS;
+	ret = register_shrinker(&cs->shrinker, "%s", name);
+	if (!ret)
+		cs->owner = owner;
+	return ret;
+#endif
+}
+
+/* On return no callback runs any more; a no-op if never registered. */
+static inline void compat_shrinker_unregister(struct compat_shrinker *cs)
+{
+#ifdef BLKSNAP_HAVE_SHRINKER_ALLOC
+	if (cs->shrinker)
+		shrinker_free(cs->shrinker);
+	cs->shrinker = NULL;
+#else
+	if (cs->owner)
+		unregister_shrinker(&cs->shrinker);
+	cs->owner = NULL;
+#endif
+}
+
+static inline void *compat_shrinker_owner(struct shrinker *s)
+{
+#ifdef BLKSNAP_HAVE_SHRINKER_ALLOC
+	return s->private_data;
+#else
+	return container_of(s, struct compat_shrinker, shrinker)->owner;
 #endif
 }
 

@@ -216,8 +216,9 @@ static struct chunk_buffer *buffer_alloc(struct diff_area *area, gfp_t gfp)
 /*
  * Buffers are kept once allocated, up to what the store queue can hold:
  * page allocation (which zeroes pages on distribution kernels) cost more
- * than the copying itself. The ones made with the area guarantee progress
- * when memory is short.
+ * than the copying itself. Memory pressure takes back all but the ones
+ * made with the area (buffer_cache_scan()); those guarantee progress when
+ * memory is short.
  */
 #define DIFF_AREA_MIN_BUFFERS 2
 
@@ -276,6 +277,66 @@ static void buffer_put(struct diff_area *area, struct chunk_buffer *buf)
 		wake_up(&area->free_wait);
 }
 
+/*
+ * Memory pressure takes the cached buffers beyond the reserve. Counted in
+ * pages, so that reclaim weighs them like the page-sized objects of other
+ * caches.
+ */
+static unsigned long buffer_cache_count(struct shrinker *shrinker,
+					struct shrink_control *sc)
+{
+	struct diff_area *area = compat_shrinker_owner(shrinker);
+	unsigned int nr = READ_ONCE(area->nr_free);
+
+	if (nr <= DIFF_AREA_MIN_BUFFERS)
+		return 0;
+	return (unsigned long)(nr - DIFF_AREA_MIN_BUFFERS) <<
+	       (area->chunk_shift + SECTOR_SHIFT - PAGE_SHIFT);
+}
+
+static unsigned long buffer_cache_scan(struct shrinker *shrinker,
+				       struct shrink_control *sc)
+{
+	struct diff_area *area = compat_shrinker_owner(shrinker);
+	unsigned long freed = 0;
+	struct chunk_buffer *buf, *next;
+	LIST_HEAD(victims);
+
+	spin_lock(&area->free_lock);
+	while (freed < sc->nr_to_scan &&
+	       area->nr_free > DIFF_AREA_MIN_BUFFERS) {
+		buf = list_last_entry(&area->free_buffers, struct chunk_buffer,
+				      link);
+		list_move(&buf->link, &victims);
+		area->nr_free--;
+		freed += buf->nr_pages;
+	}
+	spin_unlock(&area->free_lock);
+	list_for_each_entry_safe(buf, next, &victims, link)
+		buffer_free(buf);
+	return freed ? freed : SHRINK_STOP;
+}
+
+static int diff_area_add_buffers(struct diff_area *area)
+{
+	char name[32];
+	int i;
+
+	for (i = 0; i < DIFF_AREA_MIN_BUFFERS; i++) {
+		struct chunk_buffer *buf = buffer_alloc(area, GFP_KERNEL);
+
+		if (!buf)
+			return -ENOMEM;
+		list_add(&buf->link, &area->free_buffers);
+		area->nr_free++;
+	}
+	snprintf(name, sizeof(name), "blksnap-%u:%u", MAJOR(area->dev),
+		 MINOR(area->dev));
+	return compat_shrinker_register(&area->buffer_shrinker,
+					buffer_cache_count, buffer_cache_scan,
+					area, name);
+}
+
 /**
  * diff_area_new() - Prepare copy-on-write for a device.
  * @bdev: The original device.
@@ -290,7 +351,7 @@ struct diff_area *diff_area_new(struct block_device *bdev, dev_t dev,
 				struct snapshot *snapshot)
 {
 	struct diff_area *area;
-	int i;
+	int i, ret;
 
 	area = kvzalloc(sizeof(*area), GFP_KERNEL);
 	if (!area)
@@ -313,15 +374,10 @@ struct diff_area *diff_area_new(struct block_device *bdev, dev_t dev,
 	spin_lock_init(&area->free_lock);
 	INIT_LIST_HEAD(&area->free_buffers);
 	init_waitqueue_head(&area->free_wait);
-	for (i = 0; i < DIFF_AREA_MIN_BUFFERS; i++) {
-		struct chunk_buffer *buf = buffer_alloc(area, GFP_KERNEL);
-
-		if (!buf) {
-			diff_area_free(area);
-			return ERR_PTR(-ENOMEM);
-		}
-		list_add(&buf->link, &area->free_buffers);
-		area->nr_free++;
+	ret = diff_area_add_buffers(area);
+	if (ret) {
+		diff_area_free(area);
+		return ERR_PTR(ret);
 	}
 	return area;
 }
@@ -340,6 +396,7 @@ void diff_area_free(struct diff_area *area)
 	unsigned long idx;
 
 	wait_var_event(&area->in_flight, !atomic_read(&area->in_flight));
+	compat_shrinker_unregister(&area->buffer_shrinker);
 	xa_for_each(&area->chunks, idx, chunk)
 		kmem_cache_free(chunk_cache, chunk);
 	xa_destroy(&area->chunks);

@@ -8,6 +8,7 @@
 #include <linux/spinlock.h>
 #include <linux/wait.h>
 #include <linux/xarray.h>
+#include "compat.h"
 
 struct diff_storage;
 struct snapshot;
@@ -40,6 +41,7 @@ struct diff_area_stripe {
  * @nr_free: How many.
  * @max_free: At most this many are kept; also the number of store slots.
  * @free_wait: Where a copy waits for a buffer when memory is short.
+ * @buffer_shrinker: Gives cached buffers back under memory pressure.
  * @storage: The snapshot's difference storage.
  * @snapshot: The snapshot, told when the area breaks.
  * @store_slots: Bounds the copies held in memory while they are stored.
@@ -61,6 +63,7 @@ struct diff_area {
 	unsigned int nr_free;
 	unsigned int max_free;
 	wait_queue_head_t free_wait;
+	struct compat_shrinker buffer_shrinker;
 	struct diff_storage *storage;
 	struct snapshot *snapshot;
 	struct semaphore store_slots;

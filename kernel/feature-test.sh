@@ -33,3 +33,5 @@ has BLKSNAP_HAVE_BLK_ALLOC_DISK_LIMITS include/linux/blkdev.h \
 	'define blk_alloc_disk\(lim'
 has BLKSNAP_HAVE_FREEZE_MEMFLAGS include/linux/blk-mq.h \
 	'blk_mq_unfreeze_queue_nomemrestore\('
+has BLKSNAP_HAVE_SHRINKER_ALLOC include/linux/shrinker.h \
+	'struct shrinker \*shrinker_alloc\('
