@@ -317,7 +317,8 @@ static unsigned long buffer_cache_scan(struct shrinker *shrinker,
 	return freed ? freed : SHRINK_STOP;
 }
 
-static int diff_area_add_buffers(struct diff_area *area)
+/* The buffers that guarantee progress, and the shrinker for the rest. */
+static int buffer_cache_init(struct diff_area *area)
 {
 	char name[32];
 	int i;
@@ -374,7 +375,7 @@ struct diff_area *diff_area_new(struct block_device *bdev, dev_t dev,
 	spin_lock_init(&area->free_lock);
 	INIT_LIST_HEAD(&area->free_buffers);
 	init_waitqueue_head(&area->free_wait);
-	ret = diff_area_add_buffers(area);
+	ret = buffer_cache_init(area);
 	if (ret) {
 		diff_area_free(area);
 		return ERR_PTR(ret);
