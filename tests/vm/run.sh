@@ -5,13 +5,16 @@
 #
 # Run the VM tests on one or all supported kernels.
 #
-#   tests/vm/run.sh [--build DIR] [--filter GLOB] [--jobs N] RELEASE...|all
+#   tests/vm/run.sh [--build DIR] [--filter GLOB] [--jobs N] [--shards N]
+#                   RELEASE...|all
 #
 # RELEASE: bookworm (6.1), trixie (6.12), sid (newest). For each kernel:
 # prepare.sh (cached), build blksnap.ko into BUILD/vm/RELEASE/ with
-# kernel/build.sh, boot a QEMU guest (TCG) that runs tests/vm/tests/*.sh
-# (those matching GLOB), collect the results. Up to N kernels run at once
-# (default: one per host CPU; each guest keeps about one CPU busy).
+# kernel/build.sh, boot QEMU guests (TCG) that run tests/vm/tests/*.sh
+# (those matching GLOB), collect the results. Each kernel's tests are dealt
+# out to N shards (default: as many as jobs), one guest each; up to N
+# guests run at once (default: one per host CPU; each guest keeps about
+# one CPU busy). Shards keep a CPU busy while the last kernel runs.
 #
 # Output (stdout): the TAP lines of all kernels, numbered across kernels,
 # the time each kernel took, and as the very last line
@@ -19,10 +22,13 @@
 # Progress and the guests' serial consoles go to stderr. Exit status 0 only
 # if every test passed.
 #
-# Results: BUILD/vm-results/RELEASE/{console.log,results.tap,NAME.log,...}
+# Results: BUILD/vm-results/RELEASE/{console.log,results.tap,NAME.log,...},
+# with one numbered folder per shard when there are several
+# (RELEASE/1/console.log, ...); prepare.log and build.log stay in RELEASE/.
 #
 # Environment:
 #   BLKSNAP_VM_JOBS          default for --jobs
+#   BLKSNAP_VM_SHARDS        default for --shards
 #   BLKSNAP_VM_TIMEOUT       seconds per kernel for boot + all tests (2400)
 #   BLKSNAP_VM_TEST_TIMEOUT  default per-test timeout in seconds (300)
 #   BLKSNAP_VM_DISK_SIZE     size of /dev/vdb and /dev/vdc (2G)
@@ -45,18 +51,22 @@ set -uo pipefail
 build=$(default_build_dir)
 filter='*'
 jobs=${BLKSNAP_VM_JOBS:-$(nproc)}
+shards=${BLKSNAP_VM_SHARDS:-}
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--build) build=$2; shift 2 ;;
 	--filter) filter=$2; shift 2 ;;
 	--jobs) jobs=$2; shift 2 ;;
+	--shards) shards=$2; shift 2 ;;
 	-h|--help) sed -n '3,30p' "$0"; exit 0 ;;
 	-*) die "unknown option $1" ;;
 	*) break ;;
 	esac
 done
-[ $# -ge 1 ] || die "usage: run.sh [--build DIR] [--filter GLOB] [--jobs N] RELEASE...|all"
+[ $# -ge 1 ] || die "usage: run.sh [--build DIR] [--filter GLOB] [--jobs N] [--shards N] RELEASE...|all"
 case "$jobs" in ''|*[!0-9]*|0) die "--jobs wants a positive number, not '$jobs'" ;; esac
+shards=${shards:-$jobs}
+case "$shards" in ''|*[!0-9]*|0) die "--shards wants a positive number, not '$shards'" ;; esac
 [ "$(id -u)" = 0 ] || die "run.sh must run as root"
 releases=()
 for r in "$@"; do
@@ -87,6 +97,7 @@ while read -r name tmo; do
 	test_timeouts+=("$tmo")
 done < <(BLKSNAP_VM_TEST_TIMEOUT=$BLKSNAP_VM_TEST_TIMEOUT "$VM_DIR/guest-run.sh" --list --filter "$filter")
 [ ${#names[@]} -gt 0 ] || die "no test in $VM_DIR/tests matches '$filter'"
+[ "$shards" -le ${#names[@]} ] || shards=${#names[@]}
 
 # Cleanup for Ctrl-C / kill: stop QEMU (timeout(1) runs it in its own
 # process group, out of reach of the terminal's SIGINT) and drop the disks.
@@ -175,32 +186,48 @@ watch_progress() {
 	return 0
 }
 
-run_release() {
-	local rel=$1 results=$build/${BLKSNAP_VM_RESULTS_NAME:-vm-results}/$1 t0 t1 t_boot t_end rc
-	local p_s b_s boot_s test_s
-	rm -rf "$results"
-	mkdir -p "$results"
+# prepare_release RELEASE: prepare.sh (cached) and the module build, once
+# per kernel before its guests start (they load the same blksnap.ko).
+# Sets RELEASE_DIR, P_S and B_S and, through load_env, the kernel's
+# variables. On failure, records its tests as not run and returns 1.
+prepare_release() {
+	local rel=$1 t0 t1
+	RELEASE_DIR=$build/${BLKSNAP_VM_RESULTS_NAME:-vm-results}/$rel
+	rm -rf "$RELEASE_DIR"
+	mkdir -p "$RELEASE_DIR"
 	say "=== $rel ==="
 	t0=$(now)
-
-	if ! "$VM_DIR/prepare.sh" "$rel" 2> >(tee "$results/prepare.log" >&2); then
-		record "$rel" "$results" "did not run (prepare.sh failed)"
+	if ! "$VM_DIR/prepare.sh" "$rel" 2> >(tee "$RELEASE_DIR/prepare.log" >&2); then
+		record "$rel" "$RELEASE_DIR" "did not run (prepare.sh failed)"
 		timings+=("# $rel: prepare failed after $(( $(now) - t0 )) s")
-		return
+		return 1
 	fi
 	load_env "$rel"
-	p_s=$(( $(now) - t0 ))
+	P_S=$(( $(now) - t0 ))
 
 	t1=$(now)
 	BLKSNAP_KO=$build/vm/$rel/blksnap.ko
-	if ! build_module "$build/vm/$rel" >"$results/build.log" 2>&1; then
+	if ! build_module "$build/vm/$rel" >"$RELEASE_DIR/build.log" 2>&1; then
 		say "module build for $rel ($KVER) failed:"
-		tail -n 40 "$results/build.log" >&2
-		record "$rel" "$results" "did not run (module build failed, see build.log)"
-		timings+=("# $rel ($KVER): prepare $p_s s, module build failed")
-		return
+		tail -n 40 "$RELEASE_DIR/build.log" >&2
+		record "$rel" "$RELEASE_DIR" "did not run (module build failed, see build.log)"
+		timings+=("# $rel ($KVER): prepare $P_S s, module build failed")
+		return 1
 	fi
-	b_s=$(( $(now) - t1 ))
+	B_S=$(( $(now) - t1 ))
+	timings+=("# $rel ($KVER): prepare $P_S s, build $B_S s")
+}
+
+# run_guest RELEASE SHARD: boot a guest of the prepared RELEASE that runs
+# the tests in names[] (the shard's), and record their results.
+run_guest() {
+	local rel=$1 shard=$2 results=$RELEASE_DIR unit=$1 t_boot t_end rc
+	local boot_s test_s
+	if [ "$shards" -gt 1 ]; then
+		results=$RELEASE_DIR/$shard
+		unit="$rel/$shard"
+		mkdir -p "$results"
+	fi
 
 	scratch=$(mktemp -d "${BLKSNAP_VM_SCRATCH:-/var/tmp}/blksnap-vm.XXXXXX")
 	make_disks "$scratch" "$disk_size"
@@ -216,11 +243,11 @@ run_release() {
 	printf '%q ' "${QEMU[@]}" >"$results/qemu.cmd"
 	: >"$results/console.log"
 	if [ "${BLKSNAP_VM_QUIET:-0}" != 1 ]; then
-		# Several kernels at once: say whose console a line is from.
+		# Several guests at once: say whose console a line is from.
 		local prefix=
-		[ "$jobs" -gt 1 ] && prefix="[$rel] "
+		[ "$jobs" -gt 1 ] && prefix="[$unit] "
 		tail -n +1 -F "$results/console.log" \
-			> >(sed -u "s/^/$prefix/" >&2) 2>/dev/null &
+			> >(sed -u "s|^|$prefix|" >&2) 2>/dev/null &
 		tail_pid=$!
 	fi
 	t_boot=$(now)
@@ -247,16 +274,16 @@ run_release() {
 	if grep -q '^# BLKSNAP-VM-DONE' "$results/results.tap" 2>/dev/null; then
 		record "$rel" "$results" "did not report"
 	elif [ -n "$wedged" ]; then
-		say "$rel: $wedged; QEMU killed"
+		say "$unit: $wedged; QEMU killed"
 		record "$rel" "$results" "did not run (guest stopped responding)" "$wedged"
 		console_tail "$results/console.log"
 	elif [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
-		say "$rel: global timeout (${global_timeout} s) hit, QEMU killed"
+		say "$unit: global timeout (${global_timeout} s) hit, QEMU killed"
 		record "$rel" "$results" "did not run (global timeout)" \
 			"timeout (global, ${global_timeout} s)"
 		console_tail "$results/console.log"
 	else
-		say "$rel: the guest stopped before finishing (QEMU exit status $rc)"
+		say "$unit: the guest stopped before finishing (QEMU exit status $rc)"
 		record "$rel" "$results" "did not run (guest died)" \
 			"guest died or stopped during this test, see console.log"
 		[ -s "$results/qemu.log" ] && cat "$results/qemu.log" >&2
@@ -266,44 +293,73 @@ run_release() {
 		grep -q '^not ok' "$results/results.tap"; then
 		console_tail "$results/console.log" 30
 	fi
-	timings+=("# $rel ($KVER): prepare $p_s s, build $b_s s, boot $boot_s s, tests $test_s s, total $(( $(now) - t0 )) s")
+	timings+=("# $unit: boot $boot_s s, tests $test_s s (${#names[@]} tests)")
 }
 
-# run_in_subshell RELEASE: run_release in the background; what it records
-# goes to files in $collect, read back in release order below.
+# run_in_subshell RELEASE SHARD: run_guest in the background for every
+# shards-th test from the SHARD-th on; what it records goes to files in
+# $collect, read back in release order below.
 collect=$(mktemp -d)
 run_in_subshell() {
 	(
 		trap cleanup EXIT
 		trap 'exit 143' TERM
 		trap '' INT # the main shell handles Ctrl-C and stops us
+		local i all=("${names[@]}") all_timeouts=("${test_timeouts[@]}")
 		# shellcheck disable=SC2030 # this subshell's own, written to $collect
-		tap_lines=() timings=()
-		run_release "$1"
-		printf '%s\n' "${tap_lines[@]}" >"$collect/$1.tap"
-		printf '%s\n' "${timings[@]}" >"$collect/$1.timing"
+		tap_lines=() timings=() names=() test_timeouts=()
+		for ((i = $2 - 1; i < ${#all[@]}; i += shards)); do
+			names+=("${all[i]}")
+			test_timeouts+=("${all_timeouts[i]}")
+		done
+		run_guest "$1" "$2"
+		printf '%s\n' "${tap_lines[@]}" >"$collect/$1.$2.tap"
+		printf '%s\n' "${timings[@]}" >"$collect/$1.$2.timing"
 	) &
 	release_pids+=($!)
 }
 
-[ "$jobs" -le ${#releases[@]} ] || jobs=${#releases[@]}
-[ "$jobs" -gt 1 ] && say "running $jobs kernels at a time"
+# Deal out the guests; a kernel is prepared (in the foreground) while the
+# guests of the one before it run.
+[ "$jobs" -le $(( ${#releases[@]} * shards )) ] || jobs=$(( ${#releases[@]} * shards ))
+[ "$jobs" -gt 1 ] && say "running $jobs guests at a time, $shards per kernel"
 for r in "${releases[@]}"; do
-	while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n; done
-	run_in_subshell "$r"
+	# shellcheck disable=SC2031 # the main shell's own
+	if ! prepare_release "$r"; then
+		printf '%s\n' "${tap_lines[@]}" >"$collect/$r.1.tap"
+		printf '%s\n' "${timings[@]}" >"$collect/$r.1.timing"
+		tap_lines=() timings=()
+		continue
+	fi
+	printf '%s\n' "${timings[@]}" >"$collect/$r.0.timing"
+	timings=()
+	for ((k = 1; k <= shards; k++)); do
+		while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n; done
+		run_in_subshell "$r" "$k"
+	done
 done
 wait
 release_pids=()
+# Each kernel's results in the order of the test list, whatever shard ran
+# them; a shard whose runner left no file counts its tests as not run.
 for r in "${releases[@]}"; do
-	if [ -s "$collect/$r.tap" ]; then
-		# shellcheck disable=SC2031 # the main shell's own
-		mapfile -t -O ${#tap_lines[@]} tap_lines <"$collect/$r.tap"
-		# shellcheck disable=SC2031
-		mapfile -t -O ${#timings[@]} timings <"$collect/$r.timing"
-	else
-		record "$r" "$build/${BLKSNAP_VM_RESULTS_NAME:-vm-results}/$r" \
-			"did not run (its runner stopped)"
-	fi
+	declare -A line_of=()
+	for ((k = 1; k <= shards; k++)); do
+		[ -s "$collect/$r.$k.tap" ] || continue
+		while IFS= read -r l; do
+			name=${l#*|"$r": }
+			line_of[${name%%[ #]*}]=$l
+		done <"$collect/$r.$k.tap"
+	done
+	# shellcheck disable=SC2031 # the main shell's own
+	for name in "${names[@]}"; do
+		tap_lines+=("${line_of[$name]:-"not ok|$r: $name # did not run (its runner stopped)"}")
+	done
+	unset line_of
+	for ((k = 0; k <= shards; k++)); do
+		[ -s "$collect/$r.$k.timing" ] &&
+			mapfile -t -O ${#timings[@]} timings <"$collect/$r.$k.timing"
+	done
 done
 rm -rf "$collect"
 
