@@ -129,7 +129,7 @@ kmsg_since() {
 DMESG_BAD='Oops|BUG:|kernel BUG|WARNING:|KFENCE|KASAN|UBSAN|general protection|'\
 'hung_task|blocked for more than|soft lockup|hard LOCKUP|detected stalls?|'\
 'list_add corruption|list_del corruption|refcount_t|Kernel panic|stack-protector|'\
-'BUG [a-zA-Z0-9_-]+ \('
+'BUG [a-zA-Z0-9_-]+ \(|Slab cache still has objects'
 
 # dmesg_check [ALLOW_ERE] < LOG: print the offending lines of a kernel log
 # excerpt; return 1 if there are any, 0 if it is clean.
