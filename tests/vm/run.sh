@@ -188,10 +188,10 @@ watch_progress() {
 
 # prepare_release RELEASE: prepare.sh (cached) and the module build, once
 # per kernel before its guests start (they load the same blksnap.ko).
-# Sets RELEASE_DIR, P_S and B_S and, through load_env, the kernel's
-# variables. On failure, records its tests as not run and returns 1.
+# Sets RELEASE_DIR and, through load_env, the kernel's variables. On
+# failure, records its tests as not run and returns 1.
 prepare_release() {
-	local rel=$1 t0 t1
+	local rel=$1 t0 t1 p_s b_s
 	RELEASE_DIR=$build/${BLKSNAP_VM_RESULTS_NAME:-vm-results}/$rel
 	rm -rf "$RELEASE_DIR"
 	mkdir -p "$RELEASE_DIR"
@@ -203,7 +203,7 @@ prepare_release() {
 		return 1
 	fi
 	load_env "$rel"
-	P_S=$(( $(now) - t0 ))
+	p_s=$(( $(now) - t0 ))
 
 	t1=$(now)
 	BLKSNAP_KO=$build/vm/$rel/blksnap.ko
@@ -211,11 +211,11 @@ prepare_release() {
 		say "module build for $rel ($KVER) failed:"
 		tail -n 40 "$RELEASE_DIR/build.log" >&2
 		record "$rel" "$RELEASE_DIR" "did not run (module build failed, see build.log)"
-		timings+=("# $rel ($KVER): prepare $P_S s, module build failed")
+		timings+=("# $rel ($KVER): prepare $p_s s, module build failed")
 		return 1
 	fi
-	B_S=$(( $(now) - t1 ))
-	timings+=("# $rel ($KVER): prepare $P_S s, build $B_S s")
+	b_s=$(( $(now) - t1 ))
+	timings+=("# $rel ($KVER): prepare $p_s s, build $b_s s")
 }
 
 # run_guest RELEASE SHARD: boot a guest of the prepared RELEASE that runs
@@ -300,6 +300,12 @@ run_guest() {
 # shards-th test from the SHARD-th on; what it records goes to files in
 # $collect, read back in release order below.
 collect=$(mktemp -d)
+# save_collected NAME: move tap_lines and timings to $collect/NAME.*.
+save_collected() {
+	printf '%s\n' "${tap_lines[@]}" >"$collect/$1.tap"
+	printf '%s\n' "${timings[@]}" >"$collect/$1.timing"
+	tap_lines=() timings=()
+}
 run_in_subshell() {
 	(
 		trap cleanup EXIT
@@ -313,8 +319,7 @@ run_in_subshell() {
 			test_timeouts+=("${all_timeouts[i]}")
 		done
 		run_guest "$1" "$2"
-		printf '%s\n' "${tap_lines[@]}" >"$collect/$1.$2.tap"
-		printf '%s\n' "${timings[@]}" >"$collect/$1.$2.timing"
+		save_collected "$1.$2"
 	) &
 	release_pids+=($!)
 }
@@ -326,13 +331,10 @@ run_in_subshell() {
 for r in "${releases[@]}"; do
 	# shellcheck disable=SC2031 # the main shell's own
 	if ! prepare_release "$r"; then
-		printf '%s\n' "${tap_lines[@]}" >"$collect/$r.1.tap"
-		printf '%s\n' "${timings[@]}" >"$collect/$r.1.timing"
-		tap_lines=() timings=()
+		save_collected "$r.1"
 		continue
 	fi
-	printf '%s\n' "${timings[@]}" >"$collect/$r.0.timing"
-	timings=()
+	save_collected "$r.0"
 	for ((k = 1; k <= shards; k++)); do
 		while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n; done
 		run_in_subshell "$r" "$k"
@@ -357,6 +359,7 @@ for r in "${releases[@]}"; do
 	done
 	unset line_of
 	for ((k = 0; k <= shards; k++)); do
+		# shellcheck disable=SC2031 # the main shell's own
 		[ -s "$collect/$r.$k.timing" ] &&
 			mapfile -t -O ${#timings[@]} timings <"$collect/$r.$k.timing"
 	done
