@@ -5,7 +5,8 @@
 #  - the storage is a dm-delay target holding writes 1 s, so a sequential
 #    writer fills every store slot: the cache grows to its bound;
 #  - "drop_caches=2" runs every shrinker: free memory must grow by most
-#    of the cache (it grows by nothing when the module keeps its buffers);
+#    of the cache (it grows by nothing when the module keeps its buffers;
+#    up to four drops, as one can skip shrinkers);
 #  - more copies afterwards, and the image still reads the take.
 # timeout: 300
 set -eu
@@ -49,9 +50,17 @@ sleep 2 # the last stores, held by dm-delay
 held=$(mem_free_kib)
 log "free: $before KiB before the copies, $held KiB after them; cache bound $((cached * chunk / 1024)) KiB"
 
-echo 2 >/proc/sys/vm/drop_caches
-after=$(mem_free_kib)
-log "free after drop_caches=2: $after KiB (+$((after - held)) KiB)"
+# A drop can stop short of our shrinker: shrink_slab() gives way to
+# anyone registering a shrinker at the time (6.1 skips all of them when
+# it cannot take shrinker_rwsem). A few drops; a module that keeps its
+# buffers gains nothing from any of them.
+for try in 1 2 3 4; do
+	echo 2 >/proc/sys/vm/drop_caches
+	after=$(mem_free_kib)
+	log "free after drop_caches=2 ($try): $after KiB (+$((after - held)) KiB)"
+	(((after - held) * 10 < cached_kib * 8)) || break
+	sleep 1
+done
 (((after - held) * 10 >= cached_kib * 8)) ||
 	fail "memory pressure gave back $((after - held)) KiB, expected most of the $cached_kib KiB cached"
 
