@@ -7,7 +7,11 @@
 #    device, a fresh blksnap snapshot (default module parameters, and
 #    copy_group_eager=1), a dm-snapshot origin with 4 KiB and 256 KiB
 #    chunks; printed as ratios to the plain device, run just before and
-#    just after each of them.
+#    just after each of them. Beside them, "copyfloor": the plain device
+#    while dd copies all of it to the storage disk (1 MiB direct reads and
+#    writes, no module), which is what a fresh snapshot under these
+#    writers must copy too: the best a copy-on-write of the whole device
+#    could do on these disks, whatever its design.
 #  - 1 MiB sequential reads of the image after a full overwrite of the
 #    original, against reads of the original.
 #  - take latency for 1 and 4 devices (null_blk), BENCH_TAKES times each:
@@ -61,6 +65,15 @@ dm_fresh() {
 }
 dm_gone() { dmsetup remove --noudevsync bench-snap; dmsetup remove --noudevsync bench-origin; }
 
+# copy_whole: the original to the storage disk, as the bare copy traffic of
+# a snapshot of it; adds its milliseconds to $TEST_TMP/copy.ms.
+copy_whole() {
+	local t0
+	t0=$(date +%s%N)
+	dd if="$orig" of="$store" bs=1M iflag=direct oflag=direct status=none
+	echo $((($(date +%s%N) - t0) / 1000000)) >>"$TEST_TMP/copy.ms"
+}
+
 # measure KIND RW BS DEPTH: one run in configuration KIND.
 measure() {
 	local kind=$1 v
@@ -72,6 +85,7 @@ measure() {
 		v=$(fio_run snapshot "$orig" "$2" "$3" "$4"); snap_gone ;;
 	eager) module_unload; module_load copy_group_eager=1; snap_fresh "$orig"
 		v=$(fio_run eager "$orig" "$2" "$3" "$4"); snap_gone; module_unload ;;
+	copyfloor) module_unload; copy_whole & v=$(fio_run copyfloor "$orig" "$2" "$3" "$4"); wait ;;
 	dm4k) module_unload; dm_fresh 8
 		v=$(fio_run dm4k /dev/mapper/bench-origin "$2" "$3" "$4"); dm_gone ;;
 	dm256k) module_unload; dm_fresh 512
@@ -89,9 +103,10 @@ median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 # So every configuration's run sits between two plain runs and its ratio
 # is to their mean, the order of the configurations rotates from round to
 # round, and the figure is the median over the rounds.
-kinds=(tracked snapshot eager dm4k dm256k)
+kinds=(tracked snapshot eager copyfloor dm4k dm256k)
 for spec in "randwrite 4k 16" "write 1m 4"; do
 	read -r rw bs depth <<<"$spec"
+	rm -f "$TEST_TMP/copy.ms"
 	for ((r = 0; r < rounds; r++)); do
 		before=$(measure plain "$rw" "$bs" "$depth")
 		echo "$before" >>"$TEST_TMP/$rw.plain"
@@ -110,6 +125,8 @@ for spec in "randwrite 4k 16" "write 1m 4"; do
 	for kind in "${kinds[@]}"; do
 		r=$(median <"$TEST_TMP/$rw.$kind.ratio")
 		echo "ratio $rw-$bs $kind/plain: $r (median; runs $(tr '\n' ' ' <"$TEST_TMP/$rw.$kind.ratio"); median $(median <"$TEST_TMP/$rw.$kind") KiB/s)"
+		[ "$kind" = copyfloor ] &&
+			echo "result $rw-$bs copyfloor: the whole device copied in $(median <"$TEST_TMP/copy.ms") ms (median), beside the writer"
 		[ "$kind" = snapshot ] || continue
 		target=0.92
 		[ "$rw" = write ] && target=0.70
