@@ -432,6 +432,7 @@ static struct chunk *chunk_get_or_create(struct diff_area *area,
 			return ERR_PTR(xa_err(old));
 		return old;
 	}
+	atomic_long_inc(&area->nr_chunks);
 	return chunk;
 }
 
@@ -868,12 +869,28 @@ static bool group_written(struct diff_area *area, unsigned long gfirst,
 }
 
 /*
+ * Chunks kept before the writes to a device count as dense: 1 in 2^N of
+ * its chunks. Scattered writes that have reached that many go on to touch
+ * most groups, so copying groups whole from their first write on then
+ * costs little storage that would not be spent anyway, and saves the
+ * wait of a second copy in each group.
+ */
+#define COPY_DENSE_SHIFT 3
+
+static bool diff_area_dense(struct diff_area *area)
+{
+	return atomic_long_read(&area->nr_chunks) >=
+	       diff_area_chunk_count(area) >> COPY_DENSE_SHIFT;
+}
+
+/*
  * Once a second chunk of an aligned group (copy_group_shift) is written,
  * copy the rest of the group with it, in as few reads and stores as their
  * buffers allow: a copy costs mostly per request, not per byte. Waiting
- * for the second write (unless copy_group_eager) keeps scattered writes
- * at one chunk each. Only while storage has room; an error here is not
- * the snapshot's, the caller then copies what the write needs by itself.
+ * for the second write (unless copy_group_eager, or the writes are dense)
+ * keeps scattered writes at one chunk each. Only while storage has room;
+ * an error here is not the snapshot's, the caller then copies what the
+ * write needs by itself.
  * Return: true if the group is preserved.
  */
 static bool diff_area_preserve_group(struct diff_area *area,
@@ -889,7 +906,7 @@ static bool diff_area_preserve_group(struct diff_area *area,
 
 	if (gfirst == first && glast == last)
 		return false;
-	if (!copy_group_eager &&
+	if (!copy_group_eager && !diff_area_dense(area) &&
 	    !group_written(area, gfirst, glast, first, last))
 		return false;
 	if (!diff_area_has_room(area, glast - gfirst + 1))

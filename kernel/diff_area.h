@@ -48,6 +48,7 @@ struct diff_area_stripe {
  * @stored: Where image writes wait for a copy to reach storage.
  * @next_chunk: The chunk after the last write that needed copies: a write
  *	starting there continues a sequential stream.
+ * @nr_chunks: How many @chunks hold: tells dense writes from scattered.
  * @in_flight: Copy batches and image bios under way: their completions
  *	use the area, so it is freed only once there are none.
  * @stripes: See &struct diff_area_stripe.
@@ -69,6 +70,7 @@ struct diff_area {
 	struct semaphore store_slots;
 	wait_queue_head_t stored;
 	unsigned long next_chunk;
+	atomic_long_t nr_chunks;
 	atomic_t in_flight;
 	struct diff_area_stripe stripes[DIFF_AREA_STRIPES];
 };
