@@ -2,9 +2,10 @@
 # Copy groups (copy_group_shift=20, 256 KiB chunks): the first write into
 # an aligned 1 MiB copies its chunk alone; a second write there, into
 # another chunk, copies the rest of the group with it, once; a write
-# across two groups is judged on each. With copy_group_eager, or once
-# the writes have made copies of an eighth of the device's chunks (dense
-# writes), the first write copies its whole group. When free storage is near the low-space
+# across two groups is judged on each. With copy_group_eager the first
+# write copies its whole group; once the writes have made copies of an
+# eighth of the device's chunks (dense writes), the first write copies a
+# span of four groups. When free storage is near the low-space
 # mark, or with copy_group_shift at the chunk size, only the chunks
 # written are copied. In every case the image holds the take and
 # the original what was written (checked by stamps). No write starts
@@ -60,7 +61,7 @@ write_expect $((16 * chunk - 4)) 8 $((6 * chunk))    # chunks 15 and 16 alone
 write_expect $((18 * chunk + 1)) 1 $((9 * chunk))    # chunk 18: group 16-19
 check_both
 
-log "--- dense writes: once an eighth of the chunks are kept, groups go whole"
+log "--- dense writes: once an eighth of the chunks are kept, 4 MiB spans go whole"
 take $((1024 * MIB))
 nchunks=$(($(blockdev --getsz "$dev") / chunk))
 dense=$((nchunks / 8))
@@ -72,7 +73,8 @@ run fio --name=scatter --filename="$dev" --rw=write:1020k --bs=4k \
 	--output=/dev/null
 assert_eq "$(snap_info "$SNAP_ID" storage_used)" $((dense * chunk)) \
 	"storage used by $dense scattered writes"
-write_expect $((5 * chunk + 3)) 8 $(((dense + 4) * chunk))  # group 4-7
+write_expect $((5 * chunk + 3)) 8 $(((dense + 16) * chunk))  # span 0-15
+write_expect $((21 * chunk)) 8 $(((dense + 32) * chunk))     # span 16-31
 check_both
 
 log "--- storage near the low-space mark: only the chunks written"
