@@ -874,8 +874,10 @@ static bool group_written(struct diff_area *area, unsigned long gfirst,
  * have touched all but (7/8)^16, about 12 %, of its 16-chunk spans, and
  * go on. Dense writes copy spans of 2^COPY_DENSE_SPAN groups whole from
  * their first written chunk on: the device is then copied in a quarter of
- * the requests and waits, and the storage spent ahead of the writes is
- * mostly storage they would take anyway.
+ * the requests and waits. That spends storage ahead of the writes, so
+ * only while free storage (above the low-space mark) could take half of
+ * the chunks not kept yet: where storage is tight, a snapshot must not
+ * overflow for copies no write asked for.
  */
 #define COPY_DENSE_SHIFT 3
 #define COPY_DENSE_SPAN 2
@@ -883,8 +885,11 @@ static bool group_written(struct diff_area *area, unsigned long gfirst,
 
 static bool diff_area_dense(struct diff_area *area)
 {
-	return atomic_long_read(&area->nr_chunks) >=
-	       diff_area_chunk_count(area) >> COPY_DENSE_SHIFT;
+	unsigned long count = diff_area_chunk_count(area);
+	unsigned long kept = atomic_long_read(&area->nr_chunks);
+
+	return kept >= count >> COPY_DENSE_SHIFT &&
+	       diff_area_has_room(area, (count - min(kept, count)) / 2);
 }
 
 /*

@@ -4,8 +4,8 @@
 # another chunk, copies the rest of the group with it, once; a write
 # across two groups is judged on each. With copy_group_eager the first
 # write copies its whole group; once the writes have made copies of an
-# eighth of the device's chunks (dense writes), the first write copies a
-# span of four groups. When free storage is near the low-space
+# eighth of the device's chunks (dense writes), and free storage could
+# take half the rest, the first write copies a span of four groups. When free storage is near the low-space
 # mark, or with copy_group_shift at the chunk size, only the chunks
 # written are copied. In every case the image holds the take and
 # the original what was written (checked by stamps). No write starts
@@ -61,20 +61,30 @@ write_expect $((16 * chunk - 4)) 8 $((6 * chunk))    # chunks 15 and 16 alone
 write_expect $((18 * chunk + 1)) 1 $((9 * chunk))    # chunk 18: group 16-19
 check_both
 
-log "--- dense writes: once an eighth of the chunks are kept, 4 MiB spans go whole"
-take $((1024 * MIB))
-nchunks=$(($(blockdev --getsz "$dev") / chunk))
-dense=$((nchunks / 8))
-# One 4 KiB write into the first chunk of each of $dense groups past the
-# stamped region (1 MiB apart): each copies its chunk alone, the last
-# makes the writes dense.
-run fio --name=scatter --filename="$dev" --rw=write:1020k --bs=4k \
-	--direct=1 --offset=64m --number_ios="$dense" --size="$dense"m \
-	--output=/dev/null
-assert_eq "$(snap_info "$SNAP_ID" storage_used)" $((dense * chunk)) \
-	"storage used by $dense scattered writes"
+# scatter: one 4 KiB write into the first chunk of each of $dense groups
+# past the stamped region (1 MiB apart): each copies its chunk alone, the
+# last makes the writes dense.
+scatter() {
+	nchunks=$(($(blockdev --getsz "$dev") / chunk))
+	dense=$((nchunks / 8))
+	run fio --name=scatter --filename="$dev" --rw=write:1020k --bs=4k \
+		--direct=1 --offset=64m --number_ios="$dense" \
+		--size="$dense"m --output=/dev/null
+	assert_eq "$(snap_info "$SNAP_ID" storage_used)" $((dense * chunk)) \
+		"storage used by $dense scattered writes"
+}
+
+log "--- dense writes, ample storage: 4 MiB spans go whole"
+take $((2048 * MIB))
+scatter
 write_expect $((5 * chunk + 3)) 8 $(((dense + 16) * chunk))  # span 0-15
 write_expect $((21 * chunk)) 8 $(((dense + 32) * chunk))     # span 16-31
+check_both
+
+log "--- dense writes, storage for less than half the rest: chunks alone"
+take $((1024 * MIB))
+scatter
+write_expect $((5 * chunk + 3)) 8 $(((dense + 1) * chunk))
 check_both
 
 log "--- storage near the low-space mark: only the chunks written"
