@@ -871,15 +871,15 @@ static bool group_written(struct diff_area *area, unsigned long gfirst,
 /*
  * Writes to a device count as dense once the chunks kept reach 1 in
  * 2^COPY_DENSE_SHIFT of its chunks: scattered writes that came that far
- * have touched all but (7/8)^16, about 12 %, of its 16-chunk spans, and
- * go on. Dense writes copy spans of 2^COPY_DENSE_SPAN groups whole from
+ * have touched all but (15/16)^16, about a third, of its 16-chunk spans,
+ * and go on. Dense writes copy spans of 2^COPY_DENSE_SPAN groups whole from
  * their first written chunk on: the device is then copied in a quarter of
  * the requests and waits. That spends storage ahead of the writes, so
  * only while free storage (above the low-space mark) could take half of
  * the chunks not kept yet: where storage is tight, a snapshot must not
  * overflow for copies no write asked for.
  */
-#define COPY_DENSE_SHIFT 3
+#define COPY_DENSE_SHIFT 4
 #define COPY_DENSE_SPAN 2
 #define COPY_SPAN_MAX_SHIFT (24 - SECTOR_SHIFT)
 

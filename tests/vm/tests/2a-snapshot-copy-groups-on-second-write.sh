@@ -4,7 +4,7 @@
 # another chunk, copies the rest of the group with it, once; a write
 # across two groups is judged on each. With copy_group_eager the first
 # write copies its whole group; once the writes have made copies of an
-# eighth of the device's chunks (dense writes), and free storage could
+# sixteenth of the device's chunks (dense writes), and free storage could
 # take half the rest, the first write copies a span of four groups. When free storage is near the low-space
 # mark, or with copy_group_shift at the chunk size, only the chunks
 # written are copied. In every case the image holds the take and
@@ -66,7 +66,7 @@ check_both
 # last makes the writes dense.
 scatter() {
 	nchunks=$(($(blockdev --getsz "$dev") / chunk))
-	dense=$((nchunks / 8))
+	dense=$((nchunks / 16))
 	run fio --name=scatter --filename="$dev" --rw=write:1020k --bs=4k \
 		--direct=1 --offset=64m --number_ios="$dense" \
 		--size="$dense"m --output=/dev/null
