@@ -3,11 +3,11 @@
 # an aligned 1 MiB copies its chunk alone; a second write there, into
 # another chunk, copies the rest of the group with it, once; a write
 # across two groups is judged on each. With copy_group_eager the first
-# write copies its whole group; once the writes have made copies of an
+# write copies its whole group; once the writes have made copies of a
 # sixteenth of the device's chunks (dense writes), and free storage could
-# take half the rest, the first write copies a span of four groups. When free storage is near the low-space
-# mark, or with copy_group_shift at the chunk size, only the chunks
-# written are copied. In every case the image holds the take and
+# take half the rest, the first write copies a span of four groups. When
+# free storage is near the low-space mark, or with copy_group_shift at the
+# chunk size, only the chunks written are copied. In every case the image holds the take and
 # the original what was written (checked by stamps). No write starts
 # where the previous one ended, which would copy ahead for a sequential
 # writer.
