@@ -845,14 +845,17 @@ static int diff_area_preserve_stored(struct diff_area *area,
 	return 0;
 }
 
-/* Does storage have room for @nr more chunks above its low-space mark? */
-static bool diff_area_has_room(struct diff_area *area, unsigned long nr)
+/* How many more chunks storage has room for above its low-space mark. */
+static unsigned long diff_area_room(struct diff_area *area)
 {
-	u64 capacity, used;
+	u64 capacity, used, free;
 
 	diff_storage_usage(area->storage, &capacity, &used);
-	return capacity - used >=
-	       diff_storage_minimum + ((u64)nr << area->chunk_shift);
+	free = capacity - used;
+	if (free <= diff_storage_minimum)
+		return 0;
+	return min_t(u64, (free - diff_storage_minimum) >> area->chunk_shift,
+		     ULONG_MAX);
 }
 
 /* Has a chunk of [@gfirst, @glast] outside [@first, @last] been written? */
@@ -883,13 +886,13 @@ static bool group_written(struct diff_area *area, unsigned long gfirst,
 #define COPY_DENSE_SPAN 2
 #define COPY_SPAN_MAX_SHIFT (24 - SECTOR_SHIFT)
 
-static bool diff_area_dense(struct diff_area *area)
+static bool diff_area_dense(struct diff_area *area, unsigned long room)
 {
 	unsigned long count = diff_area_chunk_count(area);
 	unsigned long kept = atomic_long_read(&area->nr_chunks);
 
 	return kept >= count >> COPY_DENSE_SHIFT &&
-	       diff_area_has_room(area, (count - min(kept, count)) / 2);
+	       room >= (count - min(kept, count)) / 2;
 }
 
 /*
@@ -907,12 +910,13 @@ static bool diff_area_preserve_group(struct diff_area *area,
 {
 	unsigned int shift = copy_group_shift - SECTOR_SHIFT;
 	unsigned long last_chunk = diff_area_chunk_count(area) - 1;
-	unsigned long group, gfirst, glast;
+	unsigned long group, gfirst, glast, room;
 	bool dense;
 
 	if (shift <= area->chunk_shift)
 		return false;
-	dense = diff_area_dense(area);
+	room = diff_area_room(area);
+	dense = diff_area_dense(area, room);
 	if (dense)
 		shift = min_t(unsigned int, shift + COPY_DENSE_SPAN,
 			      COPY_SPAN_MAX_SHIFT);
@@ -924,7 +928,7 @@ static bool diff_area_preserve_group(struct diff_area *area,
 	if (!copy_group_eager && !dense &&
 	    !group_written(area, gfirst, glast, first, last))
 		return false;
-	if (!diff_area_has_room(area, glast - gfirst + 1))
+	if (room < glast - gfirst + 1)
 		return false;
 	return !diff_area_preserve(area, gfirst, glast);
 }
@@ -998,7 +1002,7 @@ static void diff_area_copy_ahead(struct diff_area *area, sector_t sector,
 	ahead = min_t(unsigned long, COPY_BATCH,
 		      max(1U, COPY_AHEAD_BYTES / diff_area_chunk_bytes(area)));
 	ahead = min(ahead, last_chunk - last);
-	if (!diff_area_has_room(area, ahead))
+	if (diff_area_room(area) < ahead)
 		return;
 	diff_area_preserve(area, last + 1, last + ahead);
 }
