@@ -366,6 +366,29 @@ for r in "${releases[@]}"; do
 done
 rm -rf "$collect"
 
+# failure_excerpts: the last lines of the first failed tests' logs, here at
+# the end where a CI summary that keeps only the tail of the output shows
+# them (their whole logs are under vm-results/).
+failure_excerpts() {
+	local l rel name log shown=0
+	for l in "${tap_lines[@]}"; do
+		case "$l" in ok\|*) continue ;; esac
+		[ "$shown" -lt 3 ] || break
+		shown=$((shown + 1))
+		rel=${l#*|}
+		name=${rel#*: }
+		name=${name%%[ #]*}
+		rel=${rel%%:*}
+		for log in "$build/${BLKSNAP_VM_RESULTS_NAME:-vm-results}/$rel/$name.log" \
+			"$build/${BLKSNAP_VM_RESULTS_NAME:-vm-results}/$rel"/*/"$name.log"; do
+			[ -s "$log" ] || continue
+			echo "# $rel: $name failed; the end of its log:"
+			grep -v '^$' "$log" | tail -n 12 | cut -c 1-200 | sed 's/^/#   /'
+			break
+		done
+	done
+}
+
 passed=0
 failed=0
 n=0
@@ -379,5 +402,6 @@ for l in "${tap_lines[@]}"; do
 done
 echo "1..$n"
 printf '%s\n' "${timings[@]}"
+failure_excerpts
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ] && [ "$passed" -gt 0 ]

@@ -13,9 +13,10 @@ set -eu
 read -r dev store <<<"$VM_DISKS"
 journal=$TEST_TMP/journal
 # Sized for the default 256 KiB chunks: a random 4 KiB write takes a
-# whole chunk, and the bash watcher below needs some time to answer.
-minimum=$((192 * MIB))
-initial=$((256 * MIB))
+# whole chunk (the writers copy 20-50 MiB/s), and the bash watcher below
+# may need seconds to answer on a loaded host: the mark leaves it ~10 s.
+minimum=$((384 * MIB))
+initial=$((512 * MIB))
 step=$((256 * MIB))
 region=$((1024 * MIB))
 
@@ -60,6 +61,8 @@ watcher() {
 					{ echo "append failed" >>"$events"; return 1; }
 				echo "appended $next $add" >>"$events"
 				next=$((next + add))
+			else
+				echo "no room to append" >>"$events"
 			fi
 			;;
 		esac
@@ -70,7 +73,13 @@ watch=$!
 on_exit "kill $watch 2>/dev/null; wait $watch 2>/dev/null; true"
 
 run stamp churn "$dev" 2 40 --threads 4 --region 0:$region --journal "$journal"
-sleep 3	# the last append, if one is under way
+# Every event answered before counting: the last append may be under way
+# (a loaded host can take seconds to fork the watcher's tools).
+for _ in $(seq 150); do
+	[ "$(grep -c '^low-space' "$events")" -le \
+		"$(grep -c -e '^appended' -e '^no room' "$events")" ] && break
+	sleep 0.2
+done
 cat "$events"
 assert_eq "$(snap_info "$SNAP_ID" state)" taken "state after the writes (events above)"
 assert_eq "$(snap_info "$SNAP_ID" error)" 0 "snapshot error"
