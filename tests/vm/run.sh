@@ -80,6 +80,7 @@ done
 
 mkdir -p "$build"
 build=$(cd "$build" && pwd)
+results_root=$build/${BLKSNAP_VM_RESULTS_NAME:-vm-results}
 global_timeout=${BLKSNAP_VM_TIMEOUT:-2400}
 disk_size=${BLKSNAP_VM_DISK_SIZE:-2G}
 VM_DISK_BYTES=$(size_bytes "$disk_size")
@@ -192,7 +193,7 @@ watch_progress() {
 # failure, records its tests as not run and returns 1.
 prepare_release() {
 	local rel=$1 t0 t1 p_s b_s
-	RELEASE_DIR=$build/${BLKSNAP_VM_RESULTS_NAME:-vm-results}/$rel
+	RELEASE_DIR=$results_root/$rel
 	rm -rf "$RELEASE_DIR"
 	mkdir -p "$RELEASE_DIR"
 	say "=== $rel ==="
@@ -379,8 +380,7 @@ failure_excerpts() {
 		name=${rel#*: }
 		name=${name%%[ #]*}
 		rel=${rel%%:*}
-		for log in "$build/${BLKSNAP_VM_RESULTS_NAME:-vm-results}/$rel/$name.log" \
-			"$build/${BLKSNAP_VM_RESULTS_NAME:-vm-results}/$rel"/*/"$name.log"; do
+		for log in "$results_root/$rel/$name.log" "$results_root/$rel"/*/"$name.log"; do
 			[ -s "$log" ] || continue
 			echo "# $rel: $name failed; the end of its log:"
 			grep -v '^$' "$log" | tail -n 12 | cut -c 1-200 | sed 's/^/#   /'

@@ -17,7 +17,6 @@ journal=$TEST_TMP/journal
 # may need seconds to answer on a loaded host: the mark leaves it ~10 s.
 minimum=$((384 * MIB))
 initial=$((512 * MIB))
-step=$((256 * MIB))
 region=$((1024 * MIB))
 
 # The parameter is read at load: reload with it, and without it at exit.
@@ -54,7 +53,7 @@ watcher() {
 		case "$out" in
 		low-space*)
 			req=$(sed -n 's/.*requested=\([0-9]*\).*/\1/p' <<<"$out")
-			add=$((req > step ? req : step))
+			add=$req
 			[ $((next + add)) -le "$size" ] || add=$((size - next))
 			if [ "$add" -gt 0 ]; then
 				bsio snapshot-append "$SNAP_ID" "$store" "$next" "$add" ||
