@@ -6,7 +6,8 @@
 #   stamp-selftest.sh PATH_TO_STAMP
 # fill + verify; churn + check against the journal; each kind of damage
 # (a flipped byte, a stale sector, a misplaced sector, zeros) is caught and
-# reported at the right sector; write; pingpong + last.
+# reported at the right sector; write; pingpong (timed and stopped by
+# SIGTERM) + last.
 set -eu
 
 stamp=$(readlink -f "$1")
@@ -113,6 +114,23 @@ assert_last() {
 }
 assert_last a "$last"
 assert_last b "$last"
+# SIGTERM ends a long pingpong at once with its rings consistent.
+rm -f ready
+"$stamp" pingpong a b 6 600 --ready ready >pp.out 2>&1 &
+writer=$!
+for ((i = 0; i < 100; i++)); do [ -f ready ] && break; sleep 0.1; done
+[ -f ready ] || fail "pingpong did not signal ready"
+sleep 0.3
+kill -TERM "$writer"
+SECONDS=0
+wait "$writer" || fail "pingpong stopped by SIGTERM failed: $(cat pp.out)"
+[ "$SECONDS" -lt 10 ] || fail "pingpong took $SECONDS s to stop"
+last=$(sed -n 's/^pingpong: last //p' pp.out)
+[ "${last:-0}" -gt 0 ] || fail "stopped pingpong wrote nothing: $(cat pp.out)"
+ok "$stamp" last a 6
+[ "$out" = "last $last" ] || fail "a after SIGTERM: $out, expected last $last"
+ok "$stamp" last b 6
+[ "$out" = "last $last" ] || fail "b after SIGTERM: $out, expected last $last"
 # A ring with a hole (an older write lost) is caught.
 "$stamp" write a 5 $((129 * 3)) 1 >/dev/null
 must_fail "ring with a foreign stamp" "$stamp" last a 5

@@ -27,8 +27,9 @@
  *	generation GEN (e.g. what a churn wrote).
  *   stamp pingpong DEV_A DEV_B GEN SECONDS [--ready FILE]
  *	Write sequence 1 to A, then (once it completed) 1 to B, 2 to A, 2 to
- *	B... into a ring of RING_SLOTS sectors on each, for SECONDS. --ready:
- *	created once the rings are initialised (sequence 0).
+ *	B... into a ring of RING_SLOTS sectors on each, for SECONDS or until
+ *	SIGTERM/SIGINT (after the pair under way). --ready: created once the
+ *	rings are initialised (sequence 0).
  *   stamp last DEV GEN [--live]
  *	Print "last N": the newest sequence the pingpong ring on DEV holds;
  *	fail unless the ring holds exactly sequences N-RING_SLOTS+1..N
@@ -52,6 +53,7 @@
 #include <inttypes.h>
 #include <linux/fs.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -1098,6 +1100,28 @@ static int cmd_ranges(const struct opts *o)
 
 /* -------------------------------------------------------------- pingpong */
 
+static volatile sig_atomic_t pingpong_stop;
+
+static void pingpong_on_signal(int sig)
+{
+	(void)sig;
+	pingpong_stop = 1;
+}
+
+/*
+ * A test stops the writer when it has what it needs, rather than guessing
+ * how long a loaded host takes; the pair under way is finished first.
+ */
+static void pingpong_catch_signals(void)
+{
+	struct sigaction sa = { .sa_handler = pingpong_on_signal,
+				.sa_flags = SA_RESTART };
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+}
+
 static uint64_t ring_lba(uint64_t slot)
 {
 	return slot * RING_STRIDE;
@@ -1149,6 +1173,7 @@ static int cmd_pingpong(const struct opts *o)
 		return usage();
 	if (ring_open(&a, o->pos[1], true) || ring_open(&b, o->pos[2], true))
 		return 1;
+	pingpong_catch_signals();
 	buf = alloc_io(4096);
 	for (uint64_t slot = 0; slot < RING_SLOTS; slot++) {
 		make_stamp(buf, ring_lba(slot), gen, 0, 0, 0, 1);
@@ -1168,7 +1193,7 @@ static int cmd_pingpong(const struct opts *o)
 			close(fd);
 	}
 	deadline = now() + seconds;
-	for (seq = 1; now() < deadline; seq++)
+	for (seq = 1; now() < deadline && !pingpong_stop; seq++)
 		if (ring_write(&a, buf, gen, seq) || ring_write(&b, buf, gen, seq))
 			return 1;
 	printf("pingpong: last %" PRIu64 "\n", seq - 1);
