@@ -886,13 +886,19 @@ static bool group_written(struct diff_area *area, unsigned long gfirst,
 #define COPY_DENSE_SPAN 2
 #define COPY_SPAN_MAX_SHIFT (24 - SECTOR_SHIFT)
 
-static bool diff_area_dense(struct diff_area *area, unsigned long room)
+/*
+ * @room: set to diff_area_room() when writes are dense enough to need it,
+ * so that sparse writes do not take the storage lock here.
+ */
+static bool diff_area_dense(struct diff_area *area, unsigned long *room)
 {
 	unsigned long count = diff_area_chunk_count(area);
 	unsigned long kept = atomic_long_read(&area->nr_chunks);
 
-	return kept >= count >> COPY_DENSE_SHIFT &&
-	       room >= (count - min(kept, count)) / 2;
+	if (kept < count >> COPY_DENSE_SHIFT)
+		return false;
+	*room = diff_area_room(area);
+	return *room >= (count - min(kept, count)) / 2;
 }
 
 /*
@@ -910,13 +916,12 @@ static bool diff_area_preserve_group(struct diff_area *area,
 {
 	unsigned int shift = copy_group_shift - SECTOR_SHIFT;
 	unsigned long last_chunk = diff_area_chunk_count(area) - 1;
-	unsigned long group, gfirst, glast, room;
+	unsigned long group, gfirst, glast, room = 0;
 	bool dense;
 
 	if (shift <= area->chunk_shift)
 		return false;
-	room = diff_area_room(area);
-	dense = diff_area_dense(area, room);
+	dense = diff_area_dense(area, &room);
 	if (dense)
 		shift = min_t(unsigned int, shift + COPY_DENSE_SPAN,
 			      COPY_SPAN_MAX_SHIFT);
@@ -928,6 +933,8 @@ static bool diff_area_preserve_group(struct diff_area *area,
 	if (!copy_group_eager && !dense &&
 	    !group_written(area, gfirst, glast, first, last))
 		return false;
+	if (!dense)
+		room = diff_area_room(area);
 	if (room < glast - gfirst + 1)
 		return false;
 	return !diff_area_preserve(area, gfirst, glast);

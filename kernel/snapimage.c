@@ -36,19 +36,21 @@ bool snapimage_is_image(struct block_device *bdev)
 }
 
 /**
- * snapimage_create() - Make the image disk of a device.
+ * snapimage_alloc() - Prepare the image disk of a device, unpublished.
  * @area: The device's copy-on-write state.
  * @tracker: The device's tracker.
  *
+ * Done when the device is added to a snapshot, so that the take only has
+ * to publish the disk. Free with snapimage_free() unless published.
+ *
  * Return: the image or an ERR_PTR.
  */
-struct snapimage *snapimage_create(struct diff_area *area,
-				   struct tracker *tracker)
+struct snapimage *snapimage_alloc(struct diff_area *area,
+				  struct tracker *tracker)
 {
 	struct block_device *orig = area->bdev;
 	struct snapimage *image;
 	struct gendisk *disk;
-	int ret;
 
 	image = kzalloc(sizeof(*image), GFP_KERNEL);
 	if (!image)
@@ -70,19 +72,53 @@ struct snapimage *snapimage_create(struct diff_area *area,
 	snprintf(disk->disk_name, DISK_NAME_LEN, "blksnap-image_%u:%u",
 		 MAJOR(area->dev), MINOR(area->dev));
 	set_capacity(disk, area->capacity);
-
-	ret = add_disk(disk);
-	if (ret) {
-		put_disk(disk);
-		kfree(image);
-		return ERR_PTR(ret);
-	}
-	pr_info("%s created\n", disk->disk_name);
 	return image;
 }
 
+static void snapimage_publish_fn(struct work_struct *work)
+{
+	struct snapimage *image = container_of(work, struct snapimage, publish);
+
+	image->publish_error = add_disk(image->disk);
+}
+
+/**
+ * snapimage_publish_start() - Start making a prepared image visible.
+ * @image: From snapimage_alloc().
+ *
+ * Registering a disk mostly waits (sysfs, the bdi, RCU grace periods), so
+ * the images of one take are registered side by side, on unbound workers.
+ */
+void snapimage_publish_start(struct snapimage *image)
+{
+	INIT_WORK(&image->publish, snapimage_publish_fn);
+	queue_work(system_unbound_wq, &image->publish);
+}
+
+/**
+ * snapimage_publish_wait() - Wait until the image is a block device.
+ * @image: Started with snapimage_publish_start(); still to be freed by
+ *	the caller with snapimage_free() on error.
+ *
+ * Return: 0 or a negative errno.
+ */
+int snapimage_publish_wait(struct snapimage *image)
+{
+	flush_work(&image->publish);
+	if (!image->publish_error)
+		pr_info("%s created\n", image->disk->disk_name);
+	return image->publish_error;
+}
+
+/* Free an image that was never published. */
+void snapimage_free(struct snapimage *image)
+{
+	put_disk(image->disk);
+	kfree(image);
+}
+
 /*
- * Remove the disk. Once del_gendisk() returns, no new bio reaches
+ * Remove a published disk. Once del_gendisk() returns, no new bio reaches
  * snapimage_submit_bio(); work already queued is drained by the caller.
  */
 void snapimage_destroy(struct snapimage *image)

@@ -3,6 +3,7 @@
 #define __BLKSNAP_SNAPIMAGE_H
 
 #include <linux/blk_types.h>
+#include <linux/workqueue.h>
 #include <uapi/linux/blksnap.h>
 
 struct diff_area;
@@ -13,15 +14,22 @@ struct tracker;
  * @disk: The bio-based disk.
  * @area: Copy-on-write state of the original.
  * @tracker: The original's tracker; image writes are marked in its CBT.
+ * @publish: Registers @disk beside the other images of the take.
+ * @publish_error: What add_disk() returned there.
  */
 struct snapimage {
 	struct gendisk *disk;
 	struct diff_area *area;
 	struct tracker *tracker;
+	struct work_struct publish;
+	int publish_error;
 };
 
-struct snapimage *snapimage_create(struct diff_area *area,
-				   struct tracker *tracker);
+struct snapimage *snapimage_alloc(struct diff_area *area,
+				  struct tracker *tracker);
+void snapimage_publish_start(struct snapimage *image);
+int snapimage_publish_wait(struct snapimage *image);
+void snapimage_free(struct snapimage *image);
 void snapimage_destroy(struct snapimage *image);
 bool snapimage_is_image(struct block_device *bdev);
 

@@ -94,11 +94,22 @@ void snapshot_set_corrupted(struct snapshot *snapshot, dev_t dev, int error)
 	event_corrupted(&snapshot->events, dev, error);
 }
 
+/* Drop what snapshot_device_prepare() made and the take did not use. */
+static void snapshot_device_unprepare(struct snapshot_device *device)
+{
+	if (device->image)
+		snapimage_free(device->image);
+	device->image = NULL;
+	if (device->area)
+		diff_area_free(device->area);
+	device->area = NULL;
+}
+
 /*
- * What a device needs for the take (its copy-on-write state and memory for
- * its frozen CBT), made when it is added: the take itself then only
- * switches. Made again if a failed take dropped it or the device was
- * resized since.
+ * What a device needs for the take (its copy-on-write state, its image
+ * disk and memory for its frozen CBT), made when it is added: the take
+ * itself then only switches and publishes. Made again if a failed take
+ * dropped it or the device was resized since.
  */
 static int snapshot_device_prepare(struct snapshot *snapshot,
 				   struct snapshot_device *device)
@@ -106,12 +117,11 @@ static int snapshot_device_prepare(struct snapshot *snapshot,
 	struct tracker *tracker = device->tracker;
 	struct block_device *bdev = tracker_bdev(tracker);
 	struct diff_area *area;
+	struct snapimage *image;
 	int ret;
 
-	if (device->area && device->area->capacity != bdev_nr_sectors(bdev)) {
-		diff_area_free(device->area);
-		device->area = NULL;
-	}
+	if (device->area && device->area->capacity != bdev_nr_sectors(bdev))
+		snapshot_device_unprepare(device);
 	ret = tracker_take_prepare(tracker);
 	if (ret || device->area)
 		return ret;
@@ -119,7 +129,13 @@ static int snapshot_device_prepare(struct snapshot *snapshot,
 			     snapshot);
 	if (IS_ERR(area))
 		return PTR_ERR(area);
+	image = snapimage_alloc(area, tracker);
+	if (IS_ERR(image)) {
+		diff_area_free(area);
+		return PTR_ERR(image);
+	}
 	device->area = area;
+	device->image = image;
 	return 0;
 }
 
@@ -249,31 +265,31 @@ static void snapshot_take_undo(struct snapshot *snapshot)
 
 	for (i = 0; i < snapshot->count; i++) {
 		tracker_take_abort(snapshot->devices[i].tracker);
-		if (snapshot->devices[i].area)
-			diff_area_free(snapshot->devices[i].area);
-		snapshot->devices[i].area = NULL;
+		snapshot_device_unprepare(&snapshot->devices[i]);
 	}
 }
 
 /*
- * Make the images, once copy-on-write runs and the file systems are
+ * Publish the images, once copy-on-write runs and the file systems are
  * thawed: nothing waits for this. A failure leaves a corrupted snapshot.
  */
 static void snapshot_make_images(struct snapshot *snapshot)
 {
 	unsigned int i;
 
+	for (i = 0; i < snapshot->count; i++)
+		snapimage_publish_start(snapshot->devices[i].image);
 	for (i = 0; i < snapshot->count; i++) {
-		struct tracker *tracker = snapshot->devices[i].tracker;
-		struct snapimage *image =
-			snapimage_create(snapshot->devices[i].area, tracker);
+		struct snapshot_device *device = &snapshot->devices[i];
+		int ret = snapimage_publish_wait(device->image);
 
-		if (IS_ERR(image)) {
-			snapshot_set_corrupted(snapshot, tracker_dev(tracker),
-					       PTR_ERR(image));
+		if (ret) {
+			snapshot_set_corrupted(snapshot,
+					       tracker_dev(device->tracker), ret);
 			continue;
 		}
-		tracker_set_image(tracker, image);
+		tracker_set_image(device->tracker, device->image);
+		device->image = NULL;
 	}
 }
 
@@ -347,8 +363,7 @@ static void snapshot_teardown(struct snapshot *snapshot)
 	tracker_wait_submitters();
 	diff_area_drain();
 	for (i = 0; i < snapshot->count; i++) {
-		if (devices[i].area)
-			diff_area_free(devices[i].area);
+		snapshot_device_unprepare(&devices[i]);
 		tracker_unclaim(devices[i].tracker);
 		tracker_put(devices[i].tracker);
 	}

@@ -18,10 +18,13 @@ struct tracker;
  * struct snapshot_device - One device of a snapshot.
  * @tracker: Its tracker (a reference).
  * @area: Copy-on-write state, made when the device is added.
+ * @image: Its image disk, made with @area and published by the take,
+ *	when the tracker takes it over (NULL from then on).
  */
 struct snapshot_device {
 	struct tracker *tracker;
 	struct diff_area *area;
+	struct snapimage *image;
 };
 
 /**
