@@ -504,8 +504,9 @@ enum blksnap_ioctl {
  * holds new writes, waits for writes in flight, advances each device's
  * change number, starts copy-on-write, releases the writes and thaws: the
  * images show one instant across all devices. Up to that point, a failure
- * changes nothing. The images are made after the thaw; if one cannot be
- * made, the take still returns 0 and the snapshot is corrupted (the
+ * changes nothing. The image disks, allocated when the devices were
+ * added, are registered after the thaw, side by side; if one cannot be
+ * registered, the take still returns 0 and the snapshot is corrupted (the
  * event says why). Storage may be appended before or after the take; a
  * copy that finds none corrupts the snapshot with ENOSPC.
  *
