@@ -12,7 +12,18 @@
 #include <linux/fs.h>
 #include <linux/sched/mm.h>
 #include <linux/shrinker.h>
+#include <linux/workqueue.h>
 #include "compat_gen.h"
+
+/*
+ * The system's unbound workqueue: system_dfl_wq where it exists (7.x logs
+ * system_unbound_wq as deprecated), system_unbound_wq before.
+ */
+#ifdef BLKSNAP_HAVE_SYSTEM_DFL_WQ
+#define compat_unbound_wq system_dfl_wq
+#else
+#define compat_unbound_wq system_unbound_wq
+#endif
 
 /**
  * compat_bdev_get_ref() - Get a reference on a block device by number.

@@ -35,3 +35,5 @@ has BLKSNAP_HAVE_FREEZE_MEMFLAGS include/linux/blk-mq.h \
 	'blk_mq_unfreeze_queue_nomemrestore\('
 has BLKSNAP_HAVE_SHRINKER_ALLOC include/linux/shrinker.h \
 	'struct shrinker \*shrinker_alloc\('
+has BLKSNAP_HAVE_SYSTEM_DFL_WQ include/linux/workqueue.h \
+	'struct workqueue_struct \*system_dfl_wq;'

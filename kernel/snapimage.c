@@ -92,7 +92,7 @@ static void snapimage_publish_fn(struct work_struct *work)
 void snapimage_publish_start(struct snapimage *image)
 {
 	INIT_WORK(&image->publish, snapimage_publish_fn);
-	queue_work(system_unbound_wq, &image->publish);
+	queue_work(compat_unbound_wq, &image->publish);
 }
 
 /**
