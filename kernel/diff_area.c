@@ -21,6 +21,11 @@
  *  - COPIED: its old data is in storage; image reads go there.
  * Before STABLE, copy-on-write waits for the stripe's in-flight image
  * reads of the original (see &struct diff_area_stripe).
+ *
+ * Once writes are dense (see diff_area_dense()), a sweep copies the rest of
+ * the device span by span beside them: on a fresh snapshot under random
+ * writes, nearly every write would otherwise wait for a copy of its own
+ * until the device is covered.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME "-cow: " fmt
 #include <linux/bio.h>
@@ -40,6 +45,14 @@ enum chunk_bits {
 	CHUNK_STABLE,
 	CHUNK_COPIED,
 };
+
+/* &struct diff_area's @sweep_state. */
+enum area_sweep_bits {
+	AREA_SWEEP_STARTED,
+	AREA_SWEEP_STOP,
+};
+
+static void diff_area_sweep_fn(struct work_struct *work);
 
 /* Memory for copies in flight, per device. */
 #define DIFF_AREA_QUEUE_BYTES (16U << 20)
@@ -372,6 +385,7 @@ struct diff_area *diff_area_new(struct block_device *bdev, dev_t dev,
 				 diff_area_chunk_bytes(area));
 	sema_init(&area->store_slots, area->max_free);
 	init_waitqueue_head(&area->stored);
+	INIT_WORK(&area->sweep_work, diff_area_sweep_fn);
 	spin_lock_init(&area->free_lock);
 	INIT_LIST_HEAD(&area->free_buffers);
 	init_waitqueue_head(&area->free_wait);
@@ -396,6 +410,7 @@ void diff_area_free(struct diff_area *area)
 	struct chunk *chunk;
 	unsigned long idx;
 
+	diff_area_stop(area);
 	wait_var_event(&area->in_flight, !atomic_read(&area->in_flight));
 	compat_shrinker_unregister(&area->buffer_shrinker);
 	xa_for_each(&area->chunks, idx, chunk)
@@ -404,6 +419,18 @@ void diff_area_free(struct diff_area *area)
 	list_for_each_entry_safe(buf, next, &area->free_buffers, link)
 		buffer_free(buf);
 	kvfree(area);
+}
+
+/**
+ * diff_area_stop() - No more copies the writes did not ask for.
+ * @area: The area.
+ *
+ * Stops the sweep at its next span, so that draining does not wait for it
+ * to copy the rest of the device.
+ */
+void diff_area_stop(struct diff_area *area)
+{
+	set_bit(AREA_SWEEP_STOP, &area->sweep_state);
 }
 
 static struct diff_area_stripe *chunk_stripe(struct diff_area *area,
@@ -886,6 +913,14 @@ static bool group_written(struct diff_area *area, unsigned long gfirst,
 #define COPY_DENSE_SPAN 2
 #define COPY_SPAN_MAX_SHIFT (24 - SECTOR_SHIFT)
 
+/* log2 of the span in sectors that dense writes copy whole. */
+static unsigned int dense_span_shift(void)
+{
+	return min_t(unsigned int,
+		     copy_group_shift - SECTOR_SHIFT + COPY_DENSE_SPAN,
+		     COPY_SPAN_MAX_SHIFT);
+}
+
 /*
  * @room: set to diff_area_room() when writes are dense enough to need it,
  * so that sparse writes do not take the storage lock here.
@@ -899,6 +934,43 @@ static bool diff_area_dense(struct diff_area *area, unsigned long *room)
 		return false;
 	*room = diff_area_room(area);
 	return *room >= (count - min(kept, count)) / 2;
+}
+
+/*
+ * Copy the device in dense spans, in ascending order, skipping what is
+ * copied already, while writes count as dense (so never past the storage
+ * room diff_area_dense() allows) and until stopped. An error ends the
+ * sweep but is not the snapshot's: a write that needs the chunk copies it
+ * itself.
+ */
+static void diff_area_sweep_fn(struct work_struct *work)
+{
+	struct diff_area *area = container_of(work, struct diff_area,
+					      sweep_work);
+	unsigned long last_chunk = diff_area_chunk_count(area) - 1;
+	/* Started only where a group is larger than a chunk. */
+	unsigned long span = 1UL << (dense_span_shift() - area->chunk_shift);
+	unsigned long idx, room;
+
+	for (idx = 0; idx <= last_chunk; idx += span) {
+		if (test_bit(AREA_SWEEP_STOP, &area->sweep_state) ||
+		    snapshot_is_corrupted(area->snapshot) ||
+		    !diff_area_dense(area, &room))
+			break;
+		if (diff_area_preserve(area, idx,
+				       min(idx + span - 1, last_chunk)))
+			break;
+		cond_resched();
+	}
+	diff_area_io_done(area);
+}
+
+static void diff_area_sweep_start(struct diff_area *area)
+{
+	if (test_and_set_bit(AREA_SWEEP_STARTED, &area->sweep_state))
+		return;
+	diff_area_io_start(area);
+	queue_work(blksnap_wq, &area->sweep_work);
 }
 
 /*
@@ -922,9 +994,10 @@ static bool diff_area_preserve_group(struct diff_area *area,
 	if (shift <= area->chunk_shift)
 		return false;
 	dense = diff_area_dense(area, &room);
+	if (dense && copy_sweep)
+		diff_area_sweep_start(area);
 	if (dense)
-		shift = min_t(unsigned int, shift + COPY_DENSE_SPAN,
-			      COPY_SPAN_MAX_SHIFT);
+		shift = dense_span_shift();
 	group = 1UL << (shift - area->chunk_shift);
 	gfirst = round_down(first, group);
 	glast = min(round_down(last, group) + group - 1, last_chunk);

@@ -51,6 +51,8 @@ struct diff_area_stripe {
  * @nr_chunks: How many @chunks hold: tells dense writes from scattered.
  * @in_flight: Copy batches and image bios under way: their completions
  *	use the area, so it is freed only once there are none.
+ * @sweep_work: Copies the rest of the device once writes are dense.
+ * @sweep_state: Whether the sweep was started, and whether it must stop.
  * @stripes: See &struct diff_area_stripe.
  */
 struct diff_area {
@@ -72,12 +74,15 @@ struct diff_area {
 	unsigned long next_chunk;
 	atomic_long_t nr_chunks;
 	atomic_t in_flight;
+	struct work_struct sweep_work;
+	unsigned long sweep_state;
 	struct diff_area_stripe stripes[DIFF_AREA_STRIPES];
 };
 
 struct diff_area *diff_area_new(struct block_device *bdev, dev_t dev,
 				struct diff_storage *storage,
 				struct snapshot *snapshot);
+void diff_area_stop(struct diff_area *area);
 void diff_area_free(struct diff_area *area);
 bool diff_area_range_stable(struct diff_area *area, sector_t sector,
 			    sector_t count);

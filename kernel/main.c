@@ -73,6 +73,15 @@ module_param(copy_group_eager, bool, 0444);
 MODULE_PARM_DESC(copy_group_eager,
 		 "copy a span whole from its first written chunk on (default N)");
 
+/*
+ * Dense writes will reach the whole device: copy the rest of it in the
+ * background, so that they find their chunks copied instead of waiting.
+ */
+bool copy_sweep = true;
+module_param(copy_sweep, bool, 0444);
+MODULE_PARM_DESC(copy_sweep,
+		 "once writes are dense, copy the rest of the device beside them (default Y)");
+
 /* Free difference storage below which userspace is asked for more. */
 unsigned long diff_storage_minimum = 262144;
 module_param(diff_storage_minimum, ulong, 0444);

@@ -13,6 +13,7 @@ extern unsigned int chunk_maximum_shift;
 extern unsigned int chunk_maximum_count;
 extern unsigned int copy_group_shift;
 extern bool copy_group_eager;
+extern bool copy_sweep;
 extern unsigned long diff_storage_minimum;
 
 #endif /* __BLKSNAP_PARAMS_H */

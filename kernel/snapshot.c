@@ -355,6 +355,8 @@ static void snapshot_teardown(struct snapshot *snapshot)
 		tracker_release_cow(devices[i].tracker, &image);
 		if (image)
 			snapimage_destroy(image);
+		if (devices[i].area)
+			diff_area_stop(devices[i].area);
 	}
 	/*
 	 * No write is diverted to an area from here on, and no image I/O

@@ -1,0 +1,107 @@
+#!/bin/bash
+# The sweep (copy_sweep, default on): once writes are dense (copies of a
+# sixteenth of the device's chunks, and free storage for half the rest),
+# the rest of the device is copied in the background, with no further
+# write, and the sweep stops where free storage would no longer take half
+# of what is left: with 2 GiB of storage for a 2 GiB device of 256 KiB
+# chunks, and the 128 MiB low-space mark, between 7169 and 7184 chunks
+# (one 4 MiB span past 7168), without a low-space event. What it copied
+# is the take: the stamped region, copied only by the sweep, is then
+# overwritten on the original and the image still holds the take. With
+# copy_sweep=0 nothing is copied past what the writes asked for. A
+# snapshot destroyed while a slow sweep runs (storage behind dm-delay) is
+# gone in seconds: the sweep stops at its next span rather than finishing.
+# timeout: 400
+set -eu
+. "$BLKSNAP_SRC/tests/vm/lib.sh"
+. "$BLKSNAP_SRC/tests/vm/cbt-lib.sh"
+. "$BLKSNAP_SRC/tests/vm/snap-lib.sh"
+
+read -r dev store <<<"$VM_DISKS"
+region=$((64 * MIB))
+module_unload
+on_exit "module_unload; module_load"
+
+# dense_snapshot STORE_DEV: a fresh snapshot of $dev over stamped data,
+# with all of STORE_DEV as storage and its events in $TEST_TMP/events;
+# then one 4 KiB write into the first chunk of each of $dense 1 MiB groups
+# past the region (each copies its chunk alone), and one more, which finds
+# the writes dense and copies its 4 MiB span.
+dense_snapshot() {
+	run stamp fill "$dev" 1 --region 0:$region --journal "$TEST_TMP/orig"
+	cp "$TEST_TMP/orig" "$TEST_TMP/image"
+	track "$dev"
+	snap_create "$dev"
+	watch_events "$SNAP_ID" "$TEST_TMP/events"
+	snap_storage "$SNAP_ID" "$1" 0 "$(sectors "$1")"
+	snap_take "$SNAP_ID"
+	img=$(image_of "$dev")
+	chunk=$(($(image_info "$dev" chunk_size) / 512))
+	assert_eq "$chunk" 512 "chunk size in sectors (256 KiB)"
+	nchunks=$(($(sectors "$dev") / chunk))
+	dense=$((nchunks / 16))
+	run fio --name=scatter --filename="$dev" --rw=write:1020k --bs=4k \
+		--direct=1 --offset=64m --number_ios=$((dense + 1)) \
+		--size=$((dense + 1))m --output=/dev/null
+}
+
+used_chunks() { echo $(($(snap_info "$SNAP_ID" storage_used) / chunk)); }
+
+# settle: wait until storage use has not changed for 2 s; prints it.
+settle() {
+	local before now i
+	now=$(used_chunks)
+	for ((i = 0; i < 60; i++)); do
+		before=$now
+		sleep 2
+		now=$(used_chunks)
+		[ "$now" != "$before" ] || { echo "$now"; return 0; }
+	done
+	fail "storage use still grows after 120 s: $now chunks"
+}
+
+log "--- default: the sweep copies the device up to the storage bound"
+module_load
+dense_snapshot "$store"
+# Free storage above the 128 MiB mark must take half the chunks not kept.
+bound=$((nchunks - 2 * (128 * MIB / chunk)))
+used=$(settle)
+log "the sweep stopped at $used of $nchunks chunks (bound $bound)"
+[ "$used" -gt "$bound" ] && [ "$used" -le $((bound + 16)) ] ||
+	fail "the sweep stopped at $used chunks, expected $((bound + 1)) to $((bound + 16))"
+assert_eq "$(snap_info "$SNAP_ID" error)" 0 "snapshot error after the sweep"
+! grep -q '^low-space' "$TEST_TMP/events" || fail "low-space event during the sweep"
+run stamp fill "$dev" 2 --region 0:$region --journal "$TEST_TMP/orig"
+assert_eq "$(used_chunks)" "$used" "chunks kept after overwriting the swept region"
+run stamp check "$img" --journal "$TEST_TMP/image"
+run stamp check "$dev" --journal "$TEST_TMP/orig"
+run bsio snapshot-destroy "$SNAP_ID"
+run bsio detach "$dev"
+
+log "--- copy_sweep=0: only what the writes asked for"
+module_unload
+module_load copy_sweep=0
+dense_snapshot "$store"
+assert_eq "$(settle)" $((dense + 16)) "chunks kept without the sweep"
+run stamp check "$img" --journal "$TEST_TMP/image"
+run bsio snapshot-destroy "$SNAP_ID"
+run bsio detach "$dev"
+
+log "--- destroyed while a slow sweep runs: it stops at its next span"
+module_unload
+module_load
+# Each store held 1 s: 64 store slots of 256 KiB make the sweep of the
+# device take about two minutes.
+dm_delay sweep-slow "$store" "$(sectors "$store")" 0 1000
+dense_snapshot /dev/mapper/sweep-slow
+for ((i = 0; i < 300 && $(used_chunks) < dense + 16 + 64; i++)); do
+	sleep 0.2
+done
+[ "$(used_chunks)" -ge $((dense + 16 + 64)) ] ||
+	fail "the sweep did not start: $(used_chunks) chunks"
+t0=$(date +%s)
+run bsio snapshot-destroy "$SNAP_ID"
+took=$(($(date +%s) - t0))
+log "destroyed in $took s with the sweep under way"
+[ "$took" -le 30 ] || fail "destroy took $took s: it waited for the sweep"
+run bsio detach "$dev"
