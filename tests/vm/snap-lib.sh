@@ -86,6 +86,32 @@ snap_take() {
 	assert_eq "$(snap_info "$1" error)" 0 "error of $1 after the take"
 }
 
+# snap_stamped DEV REGION STORE_DEV STORE_SECTORS: a fresh snapshot of
+# DEV over data stamped with generation 1 in its first REGION sectors
+# (journals: $TEST_TMP/orig for DEV, $TEST_TMP/image for its image), with
+# the first STORE_SECTORS of STORE_DEV as storage. Sets SNAP_ID, img (the
+# image node) and chunk (the chunk size in sectors).
+snap_stamped() {
+	run stamp fill "$1" 1 --region "0:$2" --journal "$TEST_TMP/orig"
+	cp "$TEST_TMP/orig" "$TEST_TMP/image"
+	track "$1"
+	snap_create "$1"
+	snap_storage "$SNAP_ID" "$3" 0 "$4"
+	snap_take "$SNAP_ID"
+	# shellcheck disable=SC2034 # set for the tests
+	img=$(image_of "$1")
+	# shellcheck disable=SC2034
+	chunk=$(($(image_info "$1" chunk_size) / 512))
+}
+
+# scatter_writes DEV N: one 4 KiB write at the start of each of N MiB
+# from 64 MiB on, so that no write continues the one before.
+scatter_writes() {
+	run fio --name=scatter --filename="$1" --rw=write:1020k --bs=4k \
+		--direct=1 --offset=64m --number_ios="$2" --size="$2"m \
+		--output=/dev/null
+}
+
 # snap_info ID KEY: one line of "blksnap-ioctl snapshot-info ID".
 snap_info() {
 	bsio snapshot-info "$1" | awk -v k="$2" '$1 == k { $1 = ""; sub(/^ /, ""); print }'

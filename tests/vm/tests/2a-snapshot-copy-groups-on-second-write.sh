@@ -22,17 +22,9 @@ region=$((64 * MIB))
 module_unload
 on_exit "module_unload; module_load"
 
-# take STORAGE_SECTORS: a fresh snapshot of $dev over stamped data; sets
-# SNAP_ID, img, chunk (sectors) and the journals.
+# take STORAGE_SECTORS: a fresh snapshot of $dev over stamped data.
 take() {
-	run stamp fill "$dev" 1 --region 0:$region --journal "$TEST_TMP/orig"
-	cp "$TEST_TMP/orig" "$TEST_TMP/image"
-	track "$dev"
-	snap_create "$dev"
-	snap_storage "$SNAP_ID" "$store" 0 "$1"
-	snap_take "$SNAP_ID"
-	img=$(image_of "$dev")
-	chunk=$(($(image_info "$dev" chunk_size) / 512))
+	snap_stamped "$dev" "$region" "$store" "$1"
 	assert_eq "$chunk" 512 "chunk size in sectors (256 KiB)"
 }
 
@@ -67,9 +59,7 @@ check_both
 scatter() {
 	nchunks=$(($(blockdev --getsz "$dev") / chunk))
 	dense=$((nchunks / 16))
-	run fio --name=scatter --filename="$dev" --rw=write:1020k --bs=4k \
-		--direct=1 --offset=64m --number_ios="$dense" \
-		--size="$dense"m --output=/dev/null
+	scatter_writes "$dev" "$dense"
 	assert_eq "$(snap_info "$SNAP_ID" storage_used)" $((dense * chunk)) \
 		"storage used by $dense scattered writes"
 }

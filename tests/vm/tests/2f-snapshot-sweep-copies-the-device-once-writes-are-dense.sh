@@ -28,21 +28,12 @@ on_exit "module_unload; module_load"
 # past the region (each copies its chunk alone), and one more, which finds
 # the writes dense and copies its 4 MiB span.
 dense_snapshot() {
-	run stamp fill "$dev" 1 --region 0:$region --journal "$TEST_TMP/orig"
-	cp "$TEST_TMP/orig" "$TEST_TMP/image"
-	track "$dev"
-	snap_create "$dev"
+	snap_stamped "$dev" "$region" "$1" "$(sectors "$1")"
 	watch_events "$SNAP_ID" "$TEST_TMP/events"
-	snap_storage "$SNAP_ID" "$1" 0 "$(sectors "$1")"
-	snap_take "$SNAP_ID"
-	img=$(image_of "$dev")
-	chunk=$(($(image_info "$dev" chunk_size) / 512))
 	assert_eq "$chunk" 512 "chunk size in sectors (256 KiB)"
 	nchunks=$(($(sectors "$dev") / chunk))
 	dense=$((nchunks / 16))
-	run fio --name=scatter --filename="$dev" --rw=write:1020k --bs=4k \
-		--direct=1 --offset=64m --number_ios=$((dense + 1)) \
-		--size=$((dense + 1))m --output=/dev/null
+	scatter_writes "$dev" $((dense + 1))
 }
 
 used_chunks() { echo $(($(snap_info "$SNAP_ID" storage_used) / chunk)); }
