@@ -967,7 +967,9 @@ static void diff_area_sweep_fn(struct work_struct *work)
 
 static void diff_area_sweep_start(struct diff_area *area)
 {
-	if (test_and_set_bit(AREA_SWEEP_STARTED, &area->sweep_state))
+	/* Every dense write comes here: read before the atomic write. */
+	if (test_bit(AREA_SWEEP_STARTED, &area->sweep_state) ||
+	    test_and_set_bit(AREA_SWEEP_STARTED, &area->sweep_state))
 		return;
 	diff_area_io_start(area);
 	queue_work(blksnap_wq, &area->sweep_work);
@@ -994,10 +996,11 @@ static bool diff_area_preserve_group(struct diff_area *area,
 	if (shift <= area->chunk_shift)
 		return false;
 	dense = diff_area_dense(area, &room);
-	if (dense && copy_sweep)
-		diff_area_sweep_start(area);
-	if (dense)
+	if (dense) {
+		if (copy_sweep)
+			diff_area_sweep_start(area);
 		shift = dense_span_shift();
+	}
 	group = 1UL << (shift - area->chunk_shift);
 	gfirst = round_down(first, group);
 	glast = min(round_down(last, group) + group - 1, last_chunk);
