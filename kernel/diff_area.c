@@ -25,7 +25,8 @@
  * Once writes are dense (see diff_area_dense()), a sweep copies the rest of
  * the device span by span beside them: on a fresh snapshot under random
  * writes, nearly every write would otherwise wait for a copy of its own
- * until the device is covered.
+ * until the device is covered. While it runs, a write waits only for its
+ * own chunks: the sweep's large reads cover the rest.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME "-cow: " fmt
 #include <linux/bio.h>
@@ -50,6 +51,7 @@ enum chunk_bits {
 enum area_sweep_bits {
 	AREA_SWEEP_STARTED,
 	AREA_SWEEP_STOP,
+	AREA_SWEEP_ENDED,
 };
 
 static void diff_area_sweep_fn(struct work_struct *work);
@@ -385,7 +387,11 @@ struct diff_area *diff_area_new(struct block_device *bdev, dev_t dev,
 				 diff_area_chunk_bytes(area));
 	sema_init(&area->store_slots, area->max_free);
 	init_waitqueue_head(&area->stored);
-	INIT_WORK(&area->sweep_work, diff_area_sweep_fn);
+	for (i = 0; i < DIFF_AREA_SWEEPERS; i++) {
+		INIT_WORK(&area->sweepers[i].work, diff_area_sweep_fn);
+		area->sweepers[i].area = area;
+	}
+	atomic_long_set(&area->sweep_next, 0);
 	spin_lock_init(&area->free_lock);
 	INIT_LIST_HEAD(&area->free_buffers);
 	init_waitqueue_head(&area->free_wait);
@@ -939,40 +945,48 @@ static bool diff_area_dense(struct diff_area *area, unsigned long *room)
 /*
  * Copy the device in dense spans, in ascending order, skipping what is
  * copied already, while writes count as dense (so never past the storage
- * room diff_area_dense() allows) and until stopped. An error ends the
- * sweep but is not the snapshot's: a write that needs the chunk copies it
- * itself.
+ * room diff_area_dense() allows) and until stopped. The area's sweepers
+ * take the spans in turn. An error ends this sweeper but is not the
+ * snapshot's: a write that needs the chunk copies it itself. Once one
+ * sweeper has ended, writes copy dense spans again.
  */
 static void diff_area_sweep_fn(struct work_struct *work)
 {
-	struct diff_area *area = container_of(work, struct diff_area,
-					      sweep_work);
+	struct diff_area *area = container_of(work, struct diff_area_sweeper,
+					      work)->area;
 	unsigned long last_chunk = diff_area_chunk_count(area) - 1;
 	/* Started only where a group is larger than a chunk. */
 	unsigned long span = 1UL << (dense_span_shift() - area->chunk_shift);
 	unsigned long idx, room;
 
-	for (idx = 0; idx <= last_chunk; idx += span) {
+	for (;;) {
 		if (test_bit(AREA_SWEEP_STOP, &area->sweep_state) ||
 		    snapshot_is_corrupted(area->snapshot) ||
 		    !diff_area_dense(area, &room))
 			break;
-		if (diff_area_preserve(area, idx,
+		idx = atomic_long_fetch_add(span, &area->sweep_next);
+		if (idx > last_chunk ||
+		    diff_area_preserve(area, idx,
 				       min(idx + span - 1, last_chunk)))
 			break;
 		cond_resched();
 	}
+	set_bit(AREA_SWEEP_ENDED, &area->sweep_state);
 	diff_area_io_done(area);
 }
 
 static void diff_area_sweep_start(struct diff_area *area)
 {
+	unsigned int i;
+
 	/* Every dense write comes here: read before the atomic write. */
 	if (test_bit(AREA_SWEEP_STARTED, &area->sweep_state) ||
 	    test_and_set_bit(AREA_SWEEP_STARTED, &area->sweep_state))
 		return;
-	diff_area_io_start(area);
-	queue_work(blksnap_wq, &area->sweep_work);
+	for (i = 0; i < DIFF_AREA_SWEEPERS; i++) {
+		diff_area_io_start(area);
+		queue_work(blksnap_wq, &area->sweepers[i].work);
+	}
 }
 
 /*
@@ -980,7 +994,8 @@ static void diff_area_sweep_start(struct diff_area *area)
  * copy the rest of the group with it, in as few reads and stores as their
  * buffers allow: a copy costs mostly per request, not per byte. Waiting
  * for the second write (unless copy_group_eager, or the writes are dense)
- * keeps scattered writes at one chunk each. Only while storage has room;
+ * keeps scattered writes at one chunk each; so does the sweep while it
+ * runs, since it copies the group anyway. Only while storage has room;
  * an error here is not the snapshot's, the caller then copies what the
  * write needs by itself. No groups where they are no larger than a chunk.
  * Return: true if the group is preserved.
@@ -996,11 +1011,13 @@ static bool diff_area_preserve_group(struct diff_area *area,
 	if (shift <= area->chunk_shift)
 		return false;
 	dense = diff_area_dense(area, &room);
-	if (dense) {
-		if (copy_sweep)
-			diff_area_sweep_start(area);
-		shift = dense_span_shift();
+	if (dense && copy_sweep) {
+		diff_area_sweep_start(area);
+		if (!test_bit(AREA_SWEEP_ENDED, &area->sweep_state))
+			return false;
 	}
+	if (dense)
+		shift = dense_span_shift();
 	group = 1UL << (shift - area->chunk_shift);
 	gfirst = round_down(first, group);
 	glast = min(round_down(last, group) + group - 1, last_chunk);

@@ -28,6 +28,22 @@ struct diff_area_stripe {
 	wait_queue_head_t wait;
 };
 
+/*
+ * Sweepers take the device's spans in turn, so that while one waits for
+ * its read, the next read is already on its way.
+ */
+#define DIFF_AREA_SWEEPERS 2
+
+/**
+ * struct diff_area_sweeper - One worker of a device's sweep.
+ * @work: Runs diff_area_sweep_fn().
+ * @area: The device's area.
+ */
+struct diff_area_sweeper {
+	struct work_struct work;
+	struct diff_area *area;
+};
+
 /**
  * struct diff_area - Copy-on-write state of one device of a snapshot.
  * @bdev: The original device (whole disk or partition).
@@ -51,8 +67,9 @@ struct diff_area_stripe {
  * @nr_chunks: How many @chunks hold: tells dense writes from scattered.
  * @in_flight: Copy batches and image bios under way: their completions
  *	use the area, so it is freed only once there are none.
- * @sweep_work: Copies the rest of the device once writes are dense.
- * @sweep_state: Whether the sweep was started, and whether it must stop.
+ * @sweepers: Copy the rest of the device once writes are dense.
+ * @sweep_next: The first chunk of the next span a sweeper takes.
+ * @sweep_state: Whether the sweep was started, must stop, or has ended.
  * @stripes: See &struct diff_area_stripe.
  */
 struct diff_area {
@@ -74,7 +91,8 @@ struct diff_area {
 	unsigned long next_chunk;
 	atomic_long_t nr_chunks;
 	atomic_t in_flight;
-	struct work_struct sweep_work;
+	struct diff_area_sweeper sweepers[DIFF_AREA_SWEEPERS];
+	atomic_long_t sweep_next;
 	unsigned long sweep_state;
 	struct diff_area_stripe stripes[DIFF_AREA_STRIPES];
 };
