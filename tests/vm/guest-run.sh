@@ -112,6 +112,26 @@ clean_tmp() {
 	rm -rf "$1"
 }
 
+# Kernel stacks of a stuck test's threads, of every other task in
+# uninterruptible sleep and of every task in blksnap code (the workers
+# they wait for), with short frames.
+blocked_stacks() {
+	local task pid stack
+	for task in /proc/[0-9]*/task/[0-9]*; do
+		pid=${task#/proc/}
+		pid=${pid%%/*}
+		stack=$(sed 's/^\[<[0-9a-f]*>\] //; s/+0x[0-9a-f]*\/0x[0-9a-f]*//' \
+			"$task/stack" 2>/dev/null)
+		if [ "$(ps -o pgid= -p "$pid" 2>/dev/null | tr -d ' ')" != "$1" ] &&
+			! grep -q '^State:.*D' "$task/status" 2>/dev/null &&
+			! grep -q blksnap <<<"$stack"; then
+			continue
+		fi
+		echo "--- kernel stack of ${task##*/} ($(cat "$task/comm" 2>/dev/null)):"
+		printf '%s\n' "$stack"
+	done
+}
+
 report "1..${#tests[@]}"
 passed=0
 failed=0
@@ -223,14 +243,11 @@ for t in "${tests[@]}"; do
 			printf '%s\n' "$stuck" | sed 's/^/#   /'
 			{
 				printf -- '--- stuck processes:\n%s\n' "$stuck"
-				for p in $(pgrep -g "$pid"); do
-					echo "--- kernel stack of $p:"
-					cat "/proc/$p/stack" 2>/dev/null
-				done
+				blocked_stacks "$pid"
 			} >>"$log"
 		fi
 		echo "# last lines of $name.log:"
-		tail -n 25 "$log" | sed 's/^/#   /'
+		tail -n "$([ -n "$stuck" ] && echo 80 || echo 25)" "$log" | sed 's/^/#   /'
 	fi
 	[ -z "$stopped" ] && clean_tmp "$TEST_TMP"
 done
