@@ -116,7 +116,7 @@ clean_tmp() {
 # uninterruptible sleep and of every task in blksnap code (the workers
 # they wait for), with short frames.
 blocked_stacks() {
-	local task pid stack
+	local task pid stack reads writes
 	for task in /proc/[0-9]*/task/[0-9]*; do
 		pid=${task#/proc/}
 		pid=${pid%%/*}
@@ -130,6 +130,14 @@ blocked_stacks() {
 		echo "--- kernel stack of ${task##*/} ($(cat "$task/comm" 2>/dev/null)):"
 		printf '%s\n' "$stack"
 	done
+	# Requests a disk holds (reads, writes) and those its driver has: a
+	# request the device never completes leaves no worker waiting.
+	for task in /sys/block/*/inflight; do
+		read -r reads writes <"$task"
+		[ "$reads$writes" = 00 ] ||
+			echo "--- in flight on ${task%/inflight}: $reads reads, $writes writes"
+	done
+	grep -H . /sys/kernel/debug/block/*/hctx*/busy 2>/dev/null | head -n 20
 }
 
 report "1..${#tests[@]}"
