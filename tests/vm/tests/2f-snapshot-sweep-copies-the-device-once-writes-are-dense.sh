@@ -6,12 +6,12 @@
 # of what is left: with 2 GiB of storage for a 2 GiB device of 256 KiB
 # chunks, and the 128 MiB low-space mark, between 7169 and 7200 chunks
 # (at most one 4 MiB span per sweeper past 7168, two sweepers), without a
-# low-space event. What it copied
-# is the take: the stamped region, copied only by the sweep, is then
-# overwritten on the original and the image still holds the take. With
-# copy_sweep=0 nothing is copied past what the writes asked for. A
-# snapshot destroyed while a slow sweep runs (storage behind dm-delay) is
-# gone in seconds: the sweep stops at its next span rather than finishing.
+# low-space event. What it copied is the take: the stamped region,
+# copied only by the sweep, is then overwritten on the original and the
+# image still holds the take. With copy_sweep=0 nothing is copied past
+# what the writes asked for. A snapshot destroyed while a slow sweep runs
+# (storage behind dm-delay) is gone in seconds: the sweep stops at its
+# next span rather than finishing.
 # timeout: 400
 set -eu
 . "$BLKSNAP_SRC/tests/vm/lib.sh"
