@@ -116,13 +116,14 @@ clean_tmp() {
 # uninterruptible sleep and of every task in blksnap code (the workers
 # they wait for), with short frames.
 blocked_stacks() {
-	local task pid stack reads writes
+	local members task pid stack disk reads writes
+	members=" $(pgrep -g "$1" | tr '\n' ' ') "
 	for task in /proc/[0-9]*/task/[0-9]*; do
 		pid=${task#/proc/}
 		pid=${pid%%/*}
 		stack=$(sed 's/^\[<[0-9a-f]*>\] //; s/+0x[0-9a-f]*\/0x[0-9a-f]*//' \
 			"$task/stack" 2>/dev/null)
-		if [ "$(ps -o pgid= -p "$pid" 2>/dev/null | tr -d ' ')" != "$1" ] &&
+		if [[ $members != *" $pid "* ]] &&
 			! grep -q '^State:.*D' "$task/status" 2>/dev/null &&
 			! grep -q blksnap <<<"$stack"; then
 			continue
@@ -132,10 +133,10 @@ blocked_stacks() {
 	done
 	# Requests a disk holds (reads, writes) and those its driver has: a
 	# request the device never completes leaves no worker waiting.
-	for task in /sys/block/*/inflight; do
-		read -r reads writes <"$task"
+	for disk in /sys/block/*; do
+		read -r reads writes <"$disk/inflight"
 		[ "$reads$writes" = 00 ] ||
-			echo "--- in flight on ${task%/inflight}: $reads reads, $writes writes"
+			echo "--- in flight on ${disk##*/}: $reads reads, $writes writes"
 	done
 	grep -H . /sys/kernel/debug/block/*/hctx*/busy 2>/dev/null | head -n 20
 }
