@@ -26,6 +26,9 @@ for d in $VM_DISKS; do
 	[ -b "$d" ] || fail "$d is not a block device"
 	assert_eq "$(blockdev --getsize64 "$d")" "$VM_DISK_BYTES" "size of $d"
 	assert_eq "$(cat "/sys/block/${d#/dev/}/serial")" "vmdisk$i" "serial of $d"
+	# Without virtio's event index (bit 29): see qemu_cmd in host-lib.sh.
+	features=$(cat "/sys/block/${d#/dev/}/device/features")
+	assert_eq "${features:29:1}" 0 "VIRTIO_RING_F_EVENT_IDX of $d"
 done
 
 # Host binaries run in the guest and reach the disks: fio writes and
