@@ -58,6 +58,12 @@ static void diff_area_sweep_fn(struct work_struct *work);
 
 /* Memory for copies in flight, per device. */
 #define DIFF_AREA_QUEUE_BYTES (16U << 20)
+/*
+ * The sweep may hold 1/DIFF_AREA_SWEEP_SHARE of the store slots, so that a
+ * write waiting for a copy of its own chunk takes a free slot at once
+ * rather than queueing behind the sweep's copies.
+ */
+#define DIFF_AREA_SWEEP_SHARE 2
 
 /**
  * struct chunk - A chunk whose old data is (being) kept.
@@ -386,6 +392,7 @@ struct diff_area *diff_area_new(struct block_device *bdev, dev_t dev,
 	area->max_free = max(4U, DIFF_AREA_QUEUE_BYTES /
 				 diff_area_chunk_bytes(area));
 	sema_init(&area->store_slots, area->max_free);
+	sema_init(&area->sweep_slots, area->max_free / DIFF_AREA_SWEEP_SHARE);
 	init_waitqueue_head(&area->stored);
 	for (i = 0; i < DIFF_AREA_SWEEPERS; i++) {
 		INIT_WORK(&area->sweepers[i].work, diff_area_sweep_fn);
@@ -507,6 +514,7 @@ struct copy_item {
  * @pending: Bios in flight (reads, then stores).
  * @status: The first error of a read or store.
  * @done: Completes when the reads are done.
+ * @sweep: The sweep's: each chunk also holds one of the sweep's slots.
  * @count: Chunks in @items.
  * @items: The chunks, in ascending order.
  *
@@ -520,6 +528,7 @@ struct copy_batch {
 	atomic_t pending;
 	blk_status_t status;
 	struct completion done;
+	bool sweep;
 	unsigned int count;
 	struct copy_item items[COPY_BATCH];
 };
@@ -601,6 +610,14 @@ static void copy_batch_free(struct copy_batch *batch)
 	diff_area_io_done(area);
 }
 
+/* Give back the store slot of one chunk (and the sweep's, if held). */
+static void copy_slot_put(struct diff_area *area, bool sweep)
+{
+	if (sweep)
+		up(&area->sweep_slots);
+	up(&area->store_slots);
+}
+
 /* Stores are done: image reads go to storage from now on. */
 static void copy_stored_work(struct work_struct *work)
 {
@@ -620,7 +637,7 @@ static void copy_stored_work(struct work_struct *work)
 		chunk->buf = NULL;
 		spin_unlock(&chunk->buf_lock);
 		buffer_put(area, batch->items[i].buf);
-		up(&area->store_slots);
+		copy_slot_put(area, batch->sweep);
 	}
 	wake_up_all(&area->stored);
 	copy_batch_free(batch);
@@ -707,7 +724,7 @@ static void copy_abandon(struct copy_batch *batch)
 	for (i = 0; i < batch->count; i++) {
 		buffer_put(area, batch->items[i].buf);
 		mutex_unlock(&batch->items[i].chunk->lock);
-		up(&area->store_slots);
+		copy_slot_put(area, batch->sweep);
 	}
 	copy_batch_free(batch);
 }
@@ -754,15 +771,28 @@ static int copy_run(struct copy_batch *batch)
 }
 
 /* Never fails: batches come back as their stores complete. */
-static struct copy_batch *copy_batch_new(struct diff_area *area)
+static struct copy_batch *copy_batch_new(struct diff_area *area, bool sweep)
 {
 	struct copy_batch *batch = mempool_alloc(batch_pool, GFP_NOIO);
 
 	batch->area = area;
+	batch->sweep = sweep;
 	batch->status = BLK_STS_OK;
 	batch->count = 0;
 	diff_area_io_start(area);
 	return batch;
+}
+
+/* Run the batch being gathered, if it holds any chunk. */
+static int copy_flush(struct copy_batch **batch)
+{
+	int ret = 0;
+
+	if (*batch && (*batch)->count) {
+		ret = copy_run(*batch);
+		*batch = NULL;
+	}
+	return ret;
 }
 
 /*
@@ -770,21 +800,19 @@ static struct copy_batch *copy_batch_new(struct diff_area *area)
  * stores complete; before waiting for them, the batch (which holds some)
  * is run. On error nothing is held.
  */
-static int copy_reserve(struct diff_area *area, struct copy_batch **batch,
-			struct chunk_buffer **buf)
+static int copy_reserve_store(struct diff_area *area,
+			      struct copy_batch **batch,
+			      struct chunk_buffer **buf)
 {
 	bool slot = !down_trylock(&area->store_slots);
-	int ret = 0;
+	int ret;
 
 	*buf = NULL;
 	if (slot)
 		*buf = buffer_get(area, false);
 	if (*buf)
 		return 0;
-	if (*batch && (*batch)->count) {
-		ret = copy_run(*batch);
-		*batch = NULL;
-	}
+	ret = copy_flush(batch);
 	if (!slot)
 		down(&area->store_slots);
 	if (ret) {
@@ -793,6 +821,30 @@ static int copy_reserve(struct diff_area *area, struct copy_batch **batch,
 	}
 	*buf = buffer_get(area, true);
 	return 0;
+}
+
+/*
+ * Like copy_reserve_store(), and for the sweep one of its own slots
+ * first: it may hold only part of the store slots, so that a write
+ * waiting for its own chunk never queues behind a whole queue of the
+ * sweep's copies.
+ */
+static int copy_reserve(struct diff_area *area, struct copy_batch **batch,
+			bool sweep, struct chunk_buffer **buf)
+{
+	int ret;
+
+	*buf = NULL;
+	if (sweep && down_trylock(&area->sweep_slots)) {
+		ret = copy_flush(batch);
+		if (ret)
+			return ret;
+		down(&area->sweep_slots);
+	}
+	ret = copy_reserve_store(area, batch, buf);
+	if (ret && sweep)
+		up(&area->sweep_slots);
+	return ret;
 }
 
 /*
@@ -818,6 +870,7 @@ static struct chunk *chunk_lock_unstable(struct diff_area *area,
  * @area: The device's area.
  * @first: First chunk.
  * @last: Last chunk.
+ * @sweep: For the sweep: see copy_reserve().
  *
  * On return 0 the original chunks may be overwritten; their old data is
  * in memory or storage. Chunks are locked in ascending order, and the
@@ -826,7 +879,7 @@ static struct chunk *chunk_lock_unstable(struct diff_area *area,
  * Return: 0, -ENOSPC if storage is full, -EIO, -ENOMEM.
  */
 static int diff_area_preserve(struct diff_area *area, unsigned long first,
-			      unsigned long last)
+			      unsigned long last, bool sweep)
 {
 	struct copy_batch *batch = NULL;
 	struct chunk_buffer *buf;
@@ -840,17 +893,17 @@ static int diff_area_preserve(struct diff_area *area, unsigned long first,
 			ret = PTR_ERR_OR_ZERO(chunk);
 			continue;
 		}
-		ret = copy_reserve(area, &batch, &buf);
+		ret = copy_reserve(area, &batch, sweep, &buf);
 		if (ret) {
 			mutex_unlock(&chunk->lock);
 			continue;
 		}
 		if (!batch)
-			batch = copy_batch_new(area);
+			batch = copy_batch_new(area, sweep);
 		ret = copy_prepare(area, batch, chunk, idx, buf);
 		if (ret) {
 			buffer_put(area, buf);
-			up(&area->store_slots);
+			copy_slot_put(area, sweep);
 			mutex_unlock(&chunk->lock);
 		} else if (batch->count == COPY_BATCH) {
 			ret = copy_run(batch);
@@ -869,7 +922,7 @@ static int diff_area_preserve(struct diff_area *area, unsigned long first,
 static int diff_area_preserve_stored(struct diff_area *area,
 				     unsigned long idx, struct chunk **chunk)
 {
-	int ret = diff_area_preserve(area, idx, idx);
+	int ret = diff_area_preserve(area, idx, idx, false);
 
 	if (ret)
 		return ret;
@@ -967,7 +1020,7 @@ static void diff_area_sweep_fn(struct work_struct *work)
 		idx = atomic_long_fetch_add(span, &area->sweep_next);
 		if (idx > last_chunk ||
 		    diff_area_preserve(area, idx,
-				       min(idx + span - 1, last_chunk)))
+				       min(idx + span - 1, last_chunk), true))
 			break;
 		cond_resched();
 	}
@@ -1030,7 +1083,7 @@ static bool diff_area_preserve_group(struct diff_area *area,
 		room = diff_area_room(area);
 	if (room < glast - gfirst + 1)
 		return false;
-	return !diff_area_preserve(area, gfirst, glast);
+	return !diff_area_preserve(area, gfirst, glast, false);
 }
 
 static void diff_area_preserve_range(struct diff_area *area, sector_t sector,
@@ -1046,7 +1099,7 @@ static void diff_area_preserve_range(struct diff_area *area, sector_t sector,
 	last = min(last, last_chunk);
 	if (diff_area_preserve_group(area, first, last))
 		return;
-	ret = diff_area_preserve(area, first, last);
+	ret = diff_area_preserve(area, first, last, false);
 	if (ret)
 		snapshot_set_corrupted(area->snapshot, area->dev, ret);
 }
@@ -1104,7 +1157,7 @@ static void diff_area_copy_ahead(struct diff_area *area, sector_t sector,
 	ahead = min(ahead, last_chunk - last);
 	if (diff_area_room(area) < ahead)
 		return;
-	diff_area_preserve(area, last + 1, last + ahead);
+	diff_area_preserve(area, last + 1, last + ahead, false);
 }
 
 static void cow_work_fn(struct work_struct *work)

@@ -61,6 +61,7 @@ struct diff_area_sweeper {
  * @storage: The snapshot's difference storage.
  * @snapshot: The snapshot, told when the area breaks.
  * @store_slots: Bounds the copies held in memory while they are stored.
+ * @sweep_slots: The part of @store_slots the sweep may hold.
  * @stored: Where image writes wait for a copy to reach storage.
  * @next_chunk: The chunk after the last write that needed copies: a write
  *	starting there continues a sequential stream.
@@ -87,6 +88,7 @@ struct diff_area {
 	struct diff_storage *storage;
 	struct snapshot *snapshot;
 	struct semaphore store_slots;
+	struct semaphore sweep_slots;
 	wait_queue_head_t stored;
 	unsigned long next_chunk;
 	atomic_long_t nr_chunks;

@@ -38,12 +38,14 @@ MODULE_PARM_DESC(tracking_block_maximum_count,
 /*
  * Copy-on-write chunk size: the same rule with its own bounds. A chunk is
  * copied whole on the first write to it, and one bio carries it, so it is
- * at most 1 MiB.
+ * at most 1 MiB. 128 KiB at least: a scattered write on a fresh snapshot
+ * waits for its chunk's read, and larger copies come from copy groups
+ * and the sweep anyway.
  */
-unsigned int chunk_minimum_shift = 18;
+unsigned int chunk_minimum_shift = 17;
 module_param(chunk_minimum_shift, uint, 0444);
 MODULE_PARM_DESC(chunk_minimum_shift,
-		 "log2 of the smallest copy-on-write chunk in bytes (12-20, default 18)");
+		 "log2 of the smallest copy-on-write chunk in bytes (12-20, default 17)");
 
 unsigned int chunk_maximum_shift = 20;
 module_param(chunk_maximum_shift, uint, 0444);

@@ -12,7 +12,7 @@ set -eu
 
 read -r dev store <<<"$VM_DISKS"
 journal=$TEST_TMP/journal
-# Sized for the default 256 KiB chunks: a random 4 KiB write takes a
+# Sized for 256 KiB chunks (loaded so): a random 4 KiB write takes a
 # whole chunk (the writers copy 20-50 MiB/s), and the bash watcher below
 # may need seconds to answer on a loaded host: the mark leaves it ~10 s.
 minimum=$((384 * MIB))
@@ -22,7 +22,7 @@ region=$((1024 * MIB))
 # The parameter is read at load: reload with it, and without it at exit.
 module_unload
 on_exit "module_unload; module_load"
-module_load diff_storage_minimum=$minimum
+module_load diff_storage_minimum=$minimum chunk_minimum_shift=18
 param=/sys/module/blksnap/parameters/diff_storage_minimum
 [ -r "$param" ] || fail "no module parameter diff_storage_minimum"
 assert_eq "$(cat "$param")" "$minimum" "diff_storage_minimum"

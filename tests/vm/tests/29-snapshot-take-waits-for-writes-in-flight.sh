@@ -51,7 +51,7 @@ kill -0 "$first" 2>/dev/null || fail "the first write completed in under 0.3 s: 
 take_us=$(bsio snapshot-take-timed "$SNAP_ID") || fail "take failed"
 taken=$(date +%s%N)
 # Sent at once: copy-on-write reads the whole chunk before it passes.
-write_at "$TEST_TMP/second" 1152 &
+write_at "$TEST_TMP/second" 1088 &
 second=$!
 since_ms=$(((taken - sent) / 1000000))
 log "take with a write in flight: $((take_us / 1000)) ms, ended $since_ms ms after the write was sent"
@@ -62,11 +62,11 @@ wait "$second" || fail "the second write failed"
 assert_eq "$(snap_info "$SNAP_ID" error)" 0 "snapshot error"
 
 img=$(image_of "$slow")
-assert_eq "$(image_info "$slow" chunk_size)" 262144 "chunk size"
+assert_eq "$(image_info "$slow" chunk_size)" 131072 "chunk size"
 assert_eq "$(at "$img" 1024)" "$(sum_of "$TEST_TMP/first")" "image: the write in flight at the take"
-assert_eq "$(at "$img" 1152)" "$zero" "image: the write sent after the take"
+assert_eq "$(at "$img" 1088)" "$zero" "image: the write sent after the take"
 assert_eq "$(at "$slow" 1024)" "$(sum_of "$TEST_TMP/first")" "original: the first write"
-assert_eq "$(at "$slow" 1152)" "$(sum_of "$TEST_TMP/second")" "original: the second write"
+assert_eq "$(at "$slow" 1088)" "$(sum_of "$TEST_TMP/second")" "original: the second write"
 run bsio snapshot-destroy "$SNAP_ID"
 
 # With nothing in flight the take does not wait for the delay.

@@ -21,6 +21,8 @@ read -r dev store <<<"$VM_DISKS"
 region=$((64 * MIB))
 module_unload
 on_exit "module_unload; module_load"
+# Written for 256 KiB chunks (the default is 128 KiB).
+chunk256=chunk_minimum_shift=18
 
 # take STORAGE_SECTORS: a fresh snapshot of $dev over stamped data.
 take() {
@@ -44,7 +46,7 @@ check_both() {
 }
 
 log "--- default: a second chunk written copies the rest of its group"
-module_load
+module_load "$chunk256"
 take $((1024 * MIB))
 write_expect $((5 * chunk + 3)) 8 "$chunk"            # chunk 5 alone
 write_expect $((7 * chunk + 9)) 1 $((4 * chunk))     # chunk 7: group 4-7
@@ -67,7 +69,7 @@ scatter() {
 log "--- dense writes, ample storage: 4 MiB spans go whole (no sweep)"
 # The sweep (test 2f) would copy the rest of the device meanwhile.
 module_unload
-module_load copy_sweep=0
+module_load "$chunk256" copy_sweep=0
 take $((2048 * MIB))
 scatter
 write_expect $((5 * chunk + 3)) 8 $(((dense + 16) * chunk))  # span 0-15
@@ -76,7 +78,7 @@ check_both
 
 log "--- dense writes, storage for less than half the rest: chunks alone"
 module_unload
-module_load
+module_load "$chunk256"
 take $((1024 * MIB))
 scatter
 write_expect $((5 * chunk + 3)) 8 $(((dense + 1) * chunk))
@@ -91,7 +93,7 @@ check_both
 
 log "--- copy_group_shift=18: only the chunks written"
 module_unload
-module_load copy_group_shift=18
+module_load "$chunk256" copy_group_shift=18
 take $((1024 * MIB))
 write_expect $((5 * chunk + 3)) 8 "$chunk"
 write_expect $((7 * chunk + 9)) 1 $((2 * chunk))
@@ -100,7 +102,7 @@ check_both
 
 log "--- copy_group_eager=1: the first chunk written copies its group"
 module_unload
-module_load copy_group_eager=1
+module_load "$chunk256" copy_group_eager=1
 take $((1024 * MIB))
 write_expect $((5 * chunk + 3)) 8 $((4 * chunk))
 write_expect $((7 * chunk + 9)) 1 $((4 * chunk))

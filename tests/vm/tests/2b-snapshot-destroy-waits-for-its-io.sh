@@ -30,10 +30,10 @@ snap_create "$dev"
 snap_storage "$SNAP_ID" /dev/mapper/blksnap-slow-store 0 $((256 * MIB))
 snap_take "$SNAP_ID"
 chunk=$(image_info "$dev" chunk_size)
-# Four chunks copied, one per copy group, none continuing the write before
-# (copy-ahead): each write waits for its chunk's read only.
+# Four chunks copied, one per copy group (1 MiB), none continuing the write
+# before (copy-ahead): each write waits for its chunk's read only.
 for i in 2 6 10 14; do
-	run dd if=/dev/zero of="$dev" bs=4k count=1 seek=$((i * chunk / 4096)) \
+	run dd if=/dev/zero of="$dev" bs=4k count=1 seek=$((i * MIB * 512 / 4096)) \
 		oflag=direct conv=notrunc status=none
 done
 used=$(snap_info "$SNAP_ID" storage_used)

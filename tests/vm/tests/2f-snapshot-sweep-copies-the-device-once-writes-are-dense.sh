@@ -22,6 +22,8 @@ read -r dev store <<<"$VM_DISKS"
 region=$((64 * MIB))
 module_unload
 on_exit "module_unload; module_load"
+# Written for 256 KiB chunks (the default is 128 KiB).
+chunk256=chunk_minimum_shift=18
 
 # dense_snapshot STORE_DEV: a fresh snapshot of $dev over stamped data,
 # with all of STORE_DEV as storage and its events in $TEST_TMP/events;
@@ -54,7 +56,7 @@ settle() {
 }
 
 log "--- default: the sweep copies the device up to the storage bound"
-module_load
+module_load "$chunk256"
 dense_snapshot "$store"
 # Free storage above the 128 MiB mark must take half the chunks not kept.
 bound=$((nchunks - 2 * (128 * MIB / chunk)))
@@ -73,7 +75,7 @@ run bsio detach "$dev"
 
 log "--- copy_sweep=0: only what the writes asked for"
 module_unload
-module_load copy_sweep=0
+module_load "$chunk256" copy_sweep=0
 dense_snapshot "$store"
 assert_eq "$(settle)" $((dense + 16)) "chunks kept without the sweep"
 run stamp check "$img" --journal "$TEST_TMP/image"
@@ -82,9 +84,9 @@ run bsio detach "$dev"
 
 log "--- destroyed while a slow sweep runs: it stops at its next span"
 module_unload
-module_load
-# Each store held 1 s: 64 store slots of 256 KiB make the sweep of the
-# device take about two minutes.
+module_load "$chunk256"
+# Each store held 1 s: the sweep's 32 store slots of 256 KiB make its
+# copy of the device take minutes.
 dm_delay sweep-slow "$store" "$(sectors "$store")" 0 1000
 dense_snapshot /dev/mapper/sweep-slow
 for ((i = 0; i < 300 && $(used_chunks) < dense + 16 + 64; i++)); do
