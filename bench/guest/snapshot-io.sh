@@ -103,7 +103,7 @@ measure() {
 	echo "$v"
 }
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f\n", (b > 0 ? a / b : 0) }'; }
 
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
@@ -129,9 +129,7 @@ for spec in "randwrite 4k 16" "write 1m 4"; do
 			echo "$after" >>"$TEST_TMP/$rw.plain"
 			echo "$v" >>"$TEST_TMP/$rw.$kind"
 			ratio "$v" "$(((before + after) / 2))" >>"$TEST_TMP/$rw.$kind.ratio"
-			echo >>"$TEST_TMP/$rw.$kind.ratio"
 			ratio "$first" "$(((first_before + first_after) / 2))" >>"$TEST_TMP/$rw.$kind.first"
-			echo >>"$TEST_TMP/$rw.$kind.first"
 			before=$after
 			first_before=$first_after
 		done
@@ -169,7 +167,6 @@ for ((i = 0; i < rounds; i++)); do
 		image_read=$(fio_run read-image "$image" read 1m 4)
 	fi
 	ratio "$image_read" "$orig_read" >>"$TEST_TMP/read.ratio"
-	echo >>"$TEST_TMP/read.ratio"
 	echo "result read-1m round $i: image $image_read, original $orig_read KiB/s"
 done
 r=$(median <"$TEST_TMP/read.ratio")
