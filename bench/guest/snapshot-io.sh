@@ -148,12 +148,11 @@ for spec in "randwrite 4k 16" "write 1m 4"; do
 		[ "$kind" = copyfloor ] &&
 			echo "result $rw-$bs copyfloor: the whole device copied in $(median <"$TEST_TMP/copy.ms") ms (median), beside the writer"
 		[ "$kind" = snapshot ] || continue
-		for f in ratio first; do
-			awk -v r="$(median <"$TEST_TMP/$rw.snapshot.$f")" \
-			    -v c="$(median <"$TEST_TMP/$rw.copyfloor.$f")" -v f="$f" \
-			    -v name="$rw-$bs" 'BEGIN { printf "ratio %s snapshot/copyfloor%s: %.3f (medians)\n",
-				name, (f == "first" ? ", first 3 s" : ""), (c > 0 ? r / c : 0) }'
-		done
+		echo "ratio $rw-$bs snapshot/copyfloor: $(ratio "$r" \
+			"$(median <"$TEST_TMP/$rw.copyfloor.ratio")") (medians)"
+		echo "ratio $rw-$bs snapshot/copyfloor, first 3 s: $(ratio \
+			"$(median <"$TEST_TMP/$rw.snapshot.first")" \
+			"$(median <"$TEST_TMP/$rw.copyfloor.first")") (medians)"
 		target=0.92
 		[ "$rw" = write ] && target=0.70
 		awk -v r="$r" -v t="$target" 'BEGIN { exit !(r >= t) }' &&
