@@ -10,6 +10,7 @@
 #include <linux/blkdev.h>
 #include <linux/blk-mq.h>
 #include <linux/fs.h>
+#include <linux/ftrace.h>
 #include <linux/sched/mm.h>
 #include <linux/shrinker.h>
 #include <linux/workqueue.h>
@@ -210,6 +211,62 @@ static inline void *compat_shrinker_owner(struct shrinker *s)
 	return s->private_data;
 #else
 	return container_of(s, struct compat_shrinker, shrinker)->owner;
+#endif
+}
+
+/*
+ * An ftrace hook reads the hooked function's first argument and may send
+ * the call elsewhere. Where handlers get the argument registers
+ * (DYNAMIC_FTRACE_WITH_ARGS: x86 on every supported kernel, like
+ * livepatch uses it), both work without FTRACE_OPS_FL_SAVE_REGS, whose
+ * trampoline saves a whole pt_regs and the flags on each call: a cost
+ * that shows on a function every bio passes.
+ */
+#ifdef CONFIG_HAVE_DYNAMIC_FTRACE_WITH_ARGS
+#define COMPAT_FTRACE_OPS_FL_REGS 0
+#else
+#define COMPAT_FTRACE_OPS_FL_REGS FTRACE_OPS_FL_SAVE_REGS
+#endif
+
+/**
+ * compat_ftrace_arg0() - The first argument of a hooked function.
+ * @fregs: What the ftrace handler was given.
+ * @arg: Returns the argument.
+ *
+ * Return: false if @fregs does not hold it.
+ */
+static __always_inline bool compat_ftrace_arg0(struct ftrace_regs *fregs,
+					       unsigned long *arg)
+{
+#if defined(CONFIG_HAVE_DYNAMIC_FTRACE_WITH_ARGS) && \
+	defined(BLKSNAP_HAVE_FTRACE_REGS_ACCESSORS)
+	*arg = ftrace_regs_get_argument(fregs, 0);
+	return true;
+#elif defined(CONFIG_HAVE_DYNAMIC_FTRACE_WITH_ARGS)
+	/* Before the accessors, ftrace_regs wraps a pt_regs on every arch. */
+	*arg = regs_get_kernel_argument(&fregs->regs, 0);
+	return true;
+#else
+	struct pt_regs *regs = ftrace_get_regs(fregs);
+
+	if (!regs)
+		return false;
+	*arg = regs_get_kernel_argument(regs, 0);
+	return true;
+#endif
+}
+
+/* Makes the hooked function return to @ip's function instead of running. */
+static __always_inline void compat_ftrace_set_ip(struct ftrace_regs *fregs,
+						 unsigned long ip)
+{
+#if defined(CONFIG_HAVE_DYNAMIC_FTRACE_WITH_ARGS) && \
+	defined(BLKSNAP_HAVE_FTRACE_REGS_ACCESSORS)
+	ftrace_regs_set_instruction_pointer(fregs, ip);
+#elif defined(CONFIG_HAVE_DYNAMIC_FTRACE_WITH_ARGS)
+	ftrace_instruction_pointer_set(fregs, ip);
+#else
+	instruction_pointer_set(ftrace_get_regs(fregs), ip);
 #endif
 }
 

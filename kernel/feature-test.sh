@@ -31,6 +31,8 @@ has BLKSNAP_HAVE_BDEV_FREEZE include/linux/blkdev.h \
 	'int bdev_freeze\('
 has BLKSNAP_HAVE_BLK_ALLOC_DISK_LIMITS include/linux/blkdev.h \
 	'define blk_alloc_disk\(lim'
+has BLKSNAP_HAVE_FTRACE_REGS_ACCESSORS include/linux/ftrace.h \
+	'define ftrace_regs_set_instruction_pointer\('
 has BLKSNAP_HAVE_FREEZE_MEMFLAGS include/linux/blk-mq.h \
 	'blk_mq_unfreeze_queue_nomemrestore\('
 has BLKSNAP_HAVE_SHRINKER_ALLOC include/linux/shrinker.h \

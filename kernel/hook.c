@@ -12,7 +12,8 @@
  *    can let go of a disk before it is torn down.
  * Both are registered with FTRACE_OPS_FL_IPMODIFY: only one such user per
  * function is possible, and a conflict with another module must show when
- * blksnap loads, not later.
+ * blksnap loads, not later. Registers are saved in full only where the
+ * kernel cannot hand over the arguments alone (see compat.h).
  *
  * Calls made from this module to the hooked functions pass through: their
  * return address lies inside the module.
@@ -23,6 +24,7 @@
 #include <linux/ftrace.h>
 #include <linux/module.h>
 #include <linux/srcu.h>
+#include "compat.h"
 #include "hook.h"
 #include "tracker.h"
 
@@ -84,12 +86,13 @@ static void notrace hook_callback(unsigned long ip, unsigned long parent_ip,
 				  struct ftrace_regs *fregs)
 {
 	struct hook *hook = container_of(ops, struct hook, ops);
-	struct pt_regs *regs = ftrace_get_regs(fregs);
+	unsigned long arg;
 
-	if (!regs || within_module(parent_ip, THIS_MODULE))
+	if (within_module(parent_ip, THIS_MODULE) ||
+	    !compat_ftrace_arg0(fregs, &arg))
 		return;
-	if (hook->divert((void *)regs_get_kernel_argument(regs, 0)))
-		instruction_pointer_set(regs, (unsigned long)hook->target);
+	if (hook->divert((void *)arg))
+		compat_ftrace_set_ip(fregs, (unsigned long)hook->target);
 }
 
 #define HOOK(_symbol, _divert, _target) {				\
@@ -98,7 +101,7 @@ static void notrace hook_callback(unsigned long ip, unsigned long parent_ip,
 	.target = _target,						\
 	.ops = {							\
 		.func = hook_callback,					\
-		.flags = FTRACE_OPS_FL_SAVE_REGS | FTRACE_OPS_FL_IPMODIFY, \
+		.flags = COMPAT_FTRACE_OPS_FL_REGS | FTRACE_OPS_FL_IPMODIFY, \
 	},								\
 }
 
