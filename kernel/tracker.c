@@ -473,26 +473,39 @@ static void tracker_mark(struct tracker *tracker, sector_t sector,
 }
 
 /*
- * The tracker that does copy-on-write for a bio's device: the device's
- * own, or its whole disk's with @offset set to the partition's start. At
- * most one of them is in a snapshot (tracker_claim()). Called under RCU.
+ * The tracker that does copy-on-write for a bio's device, of the device's
+ * own (@own) and, for a partition, its whole disk's (@whole), with
+ * @offset set to the partition's start for the latter. At most one of
+ * them is in a snapshot (tracker_claim()). Called under RCU.
  */
+static struct tracker *tracker_pick_cow(struct tracker *own,
+					struct tracker *whole,
+					struct block_device *bdev,
+					sector_t *offset)
+{
+	*offset = 0;
+	if (own && tracker_state(own) != TRACKER_IDLE)
+		return own;
+	if (whole && tracker_state(whole) != TRACKER_IDLE) {
+		*offset = bdev->bd_start_sect;
+		return whole;
+	}
+	return NULL;
+}
+
+/* The tracker of the whole disk, if @bdev is a partition of it. */
+static struct tracker *tracker_lookup_whole(struct block_device *bdev)
+{
+	if (!bdev_is_partition(bdev))
+		return NULL;
+	return tracker_lookup(bdev->bd_disk->part0);
+}
+
 static struct tracker *tracker_cow_target(struct block_device *bdev,
 					  sector_t *offset)
 {
-	struct tracker *tracker = tracker_lookup(bdev);
-
-	*offset = 0;
-	if (tracker && tracker_state(tracker) != TRACKER_IDLE)
-		return tracker;
-	if (!bdev_is_partition(bdev))
-		return NULL;
-	tracker = tracker_lookup(bdev->bd_disk->part0);
-	if (tracker && tracker_state(tracker) != TRACKER_IDLE) {
-		*offset = bdev->bd_start_sect;
-		return tracker;
-	}
-	return NULL;
+	return tracker_pick_cow(tracker_lookup(bdev),
+				tracker_lookup_whole(bdev), bdev, offset);
 }
 
 /* Does a write to a device under snapshot need blksnap's attention? */
@@ -525,7 +538,7 @@ bool tracker_intercept_bio(struct bio *bio)
 	struct block_device *bdev = bio->bi_bdev;
 	sector_t sector = bio->bi_iter.bi_sector;
 	sector_t count = bio_sectors(bio);
-	struct tracker *tracker;
+	struct tracker *own, *whole, *tracker;
 	sector_t offset;
 	bool divert = false;
 
@@ -539,18 +552,15 @@ bool tracker_intercept_bio(struct bio *bio)
 		return false;
 
 	rcu_read_lock();
-	tracker = tracker_lookup(bdev);
-	if (tracker)
-		tracker_mark(tracker, sector, count);
-	if (bdev_is_partition(bdev)) {
-		tracker = tracker_lookup(bdev->bd_disk->part0);
-		if (tracker)
-			tracker_mark(tracker, sector + bdev->bd_start_sect,
-				     count);
-	}
+	own = tracker_lookup(bdev);
+	whole = tracker_lookup_whole(bdev);
+	if (own)
+		tracker_mark(own, sector, count);
+	if (whole)
+		tracker_mark(whole, sector + bdev->bd_start_sect, count);
 	/* blksnap's own writes (copies into storage) are not copied again. */
 	if (!diff_area_owns_bio(bio)) {
-		tracker = tracker_cow_target(bdev, &offset);
+		tracker = tracker_pick_cow(own, whole, bdev, &offset);
 		divert = tracker && tracker_needs_divert(tracker, bio, offset);
 	}
 	rcu_read_unlock();
