@@ -243,7 +243,7 @@ static __always_inline bool compat_ftrace_arg0(struct ftrace_regs *fregs,
 	*arg = ftrace_regs_get_argument(fregs, 0);
 	return true;
 #elif defined(CONFIG_HAVE_DYNAMIC_FTRACE_WITH_ARGS)
-	/* Before the accessors, ftrace_regs wraps a pt_regs on every arch. */
+	/* 6.1: every arch with ARGS wraps a pt_regs in ftrace_regs. */
 	*arg = regs_get_kernel_argument(&fregs->regs, 0);
 	return true;
 #else
