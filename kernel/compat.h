@@ -217,10 +217,10 @@ static inline void *compat_shrinker_owner(struct shrinker *s)
 /*
  * An ftrace hook reads the hooked function's first argument and may send
  * the call elsewhere. Where handlers get the argument registers
- * (DYNAMIC_FTRACE_WITH_ARGS: x86 on every supported kernel, like
- * livepatch uses it), both work without FTRACE_OPS_FL_SAVE_REGS, whose
- * trampoline saves a whole pt_regs and the flags on each call: a cost
- * that shows on a function every bio passes.
+ * (DYNAMIC_FTRACE_WITH_ARGS, which x86 has on every supported kernel),
+ * both work without FTRACE_OPS_FL_SAVE_REGS, as livepatch does it: that
+ * flag's trampoline saves a whole pt_regs and the flags on each call, a
+ * cost that shows on a function every bio passes.
  */
 #ifdef CONFIG_HAVE_DYNAMIC_FTRACE_WITH_ARGS
 #define COMPAT_FTRACE_OPS_FL_REGS 0
