@@ -26,7 +26,6 @@ on_exit "module_unload; module_load"
 probe_add() {
 	echo "p:$probe submit_bio_noacct" >>"$tracing/kprobe_events" ||
 		fail "cannot set a kprobe on submit_bio_noacct"
-	on_exit probe_remove
 	echo 1 >"$tracing/events/kprobes/$probe/enable"
 }
 probe_remove() {
@@ -43,12 +42,18 @@ ftrace_users() {
 	awk '$1 == "submit_bio_noacct" { $1 = ""; print }' \
 		"$tracing/enabled_functions" | sed 's/ tramp:.*//; s/ ->.*//'
 }
+# assert_users N WHEN: submit_bio_noacct has N ftrace users.
+assert_users() {
+	[[ $(ftrace_users) =~ ^\ *\($1\) ]] ||
+		fail "ftrace users of submit_bio_noacct $2: '$(ftrace_users)'"
+}
+on_exit probe_remove
 
 # The module alone: one user, IPMODIFY, no register save.
 module_load
 users=$(ftrace_users)
 log "submit_bio_noacct with the module alone: $users"
-[[ $users =~ ^\ *\(1\) ]] || fail "ftrace users of submit_bio_noacct: '$users'"
+assert_users 1 "with the module alone"
 [[ $users == *" I"* ]] || fail "the hook does not modify the IP: '$users'"
 [[ $users == *" R"* ]] && fail "the hook saves all registers: '$users'"
 module_unload
@@ -58,7 +63,7 @@ probe_add
 module_load
 users=$(ftrace_users)
 log "submit_bio_noacct with a kprobe beside the module: $users"
-[[ $users =~ ^\ *\(2\) ]] || fail "ftrace users of submit_bio_noacct: '$users'"
+assert_users 2 "with a kprobe beside the module"
 hits=$(probe_hits)
 snap_stamped "$dev" "$region" "$store" "$(sectors "$store")"
 cn=$(cbt_info "$dev" changes_number)
@@ -71,7 +76,7 @@ assert_marked_exactly "$dev" "$cn" "$TEST_TMP/orig:2"
 
 # The probe goes while the snapshot is held.
 probe_remove
-[[ $(ftrace_users) =~ ^\ *\(1\) ]] || fail "after removing the kprobe: '$(ftrace_users)'"
+assert_users 1 "after removing the kprobe"
 run stamp write "$dev" 3 $((region / 2 + 5)) 300 --journal "$TEST_TMP/orig"
 run stamp verify "$img" 1 --region "0:$region"
 run stamp check "$dev" --journal "$TEST_TMP/orig" --region "0:$region"
@@ -88,7 +93,7 @@ blocks_of "$(cbt_info "$dev" block_size)" $((1000 * 4096)) $((1002 * 4096)) \
 	>"$TEST_TMP/want"
 assert_blocks "$dev" "$(cbt_info "$dev" changes_number)" "$TEST_TMP/want"
 module_unload
-[[ $(ftrace_users) =~ ^\ *\(1\) ]] || fail "after unloading the module: '$(ftrace_users)'"
+assert_users 1 "after unloading the module"
 hits=$(probe_hits)
 dd if=/dev/zero of="$dev" bs=4096 count=1 oflag=direct status=none
 [ "$(probe_hits)" -gt "$hits" ] || fail "the kprobe stopped counting after the unload"
