@@ -725,6 +725,7 @@ static void copy_abandon(struct copy_batch *batch)
 		buffer_put(area, batch->items[i].buf);
 		mutex_unlock(&batch->items[i].chunk->lock);
 		copy_slot_put(area, batch->sweep);
+		diff_storage_lost(area->storage, 1ULL << area->chunk_shift);
 	}
 	copy_batch_free(batch);
 }
@@ -931,16 +932,10 @@ static int diff_area_preserve_stored(struct diff_area *area,
 	return 0;
 }
 
-/* How many more chunks storage has room for above its low-space mark. */
+/* How many chunks storage can spend on copies ahead of the writes. */
 static unsigned long diff_area_room(struct diff_area *area)
 {
-	u64 capacity, used, free;
-
-	diff_storage_usage(area->storage, &capacity, &used);
-	free = capacity - used;
-	if (free <= diff_storage_minimum)
-		return 0;
-	return min_t(u64, (free - diff_storage_minimum) >> area->chunk_shift,
+	return min_t(u64, diff_storage_room(area->storage) >> area->chunk_shift,
 		     ULONG_MAX);
 }
 
@@ -965,8 +960,9 @@ static bool group_written(struct diff_area *area, unsigned long gfirst,
  * their first written chunk on: the device is then copied in a quarter of
  * the requests and waits. That spends storage ahead of the writes, so
  * only while free storage (above the low-space mark) could take half of
- * the chunks not kept yet: where storage is tight, a snapshot must not
- * overflow for copies no write asked for.
+ * the chunks not kept yet (or all of them, see diff_storage_room()):
+ * where storage is tight, a snapshot must not overflow for copies no write
+ * asked for.
  */
 #define COPY_DENSE_SHIFT 4
 #define COPY_DENSE_SPAN 2

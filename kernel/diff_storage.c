@@ -142,7 +142,7 @@ int diff_storage_append(struct diff_storage *storage, dev_t dev,
 	struct diff_storage_range *range, *tmp;
 	struct block_device *bdev;
 	unsigned int total, i;
-	sector_t added = 0;
+	sector_t added = 0, whole = 0;
 	LIST_HEAD(list);
 	int ret;
 
@@ -170,12 +170,16 @@ int diff_storage_append(struct diff_storage *storage, dev_t dev,
 		range->start = ranges[i].offset;
 		range->count = ranges[i].count;
 		added += range->count;
+		/* @grain changes only under append_lock. */
+		if (storage->grain)
+			whole += round_down(range->count, storage->grain);
 		list_add_tail(&range->link, &list);
 	}
 
 	spin_lock(&storage->lock);
 	list_splice_tail(&list, &storage->ranges);
 	storage->capacity += added;
+	storage->whole += whole;
 	storage->low_space_sent = false;
 	spin_unlock(&storage->lock);
 	pr_info("%u range(s), %llu sectors appended on %u:%u\n", count,
@@ -193,6 +197,15 @@ out_unlock:
 out_put:
 	compat_bdev_put_ref(bdev);
 	return ret;
+}
+
+/*
+ * Can storage take every chunk that has no room yet? Then no copy can
+ * make the snapshot overflow. Called with storage->lock held.
+ */
+static bool diff_storage_covers(struct diff_storage *storage)
+{
+	return storage->grain && storage->whole >= storage->unkept;
 }
 
 /* Move to a range with @sectors free; called with storage->lock held. */
@@ -226,7 +239,8 @@ static bool diff_storage_find_room(struct diff_storage *storage,
  * @loc: Filled in with where the room is.
  *
  * Raises the low space event when free space falls below
- * diff_storage_minimum, once until the next append. Does not sleep.
+ * diff_storage_minimum, once until the next append, unless storage has
+ * room for every chunk not copied yet. Does not sleep.
  *
  * Return: 0 or -ENOSPC.
  */
@@ -245,8 +259,15 @@ int diff_storage_alloc(struct diff_storage *storage, sector_t sectors,
 	loc->sector = storage->cur->start + storage->cur_used;
 	storage->cur_used += sectors;
 	storage->used += sectors;
+	if (sectors != storage->grain) {
+		storage->grain = 0;
+	} else {
+		storage->whole -= min(storage->whole, sectors);
+		storage->unkept -= min(storage->unkept, sectors);
+	}
 	free = storage->capacity - storage->used;
-	if (free < diff_storage_minimum && !storage->low_space_sent) {
+	if (free < diff_storage_minimum && !storage->low_space_sent &&
+	    !diff_storage_covers(storage)) {
 		storage->low_space_sent = true;
 		notify = true;
 	}
@@ -264,4 +285,72 @@ void diff_storage_usage(struct diff_storage *storage, u64 *capacity,
 	*capacity = storage->capacity;
 	*used = storage->used;
 	spin_unlock(&storage->lock);
+}
+
+/**
+ * diff_storage_expect() - Tell storage what the snapshot may still ask of it.
+ * @storage: The snapshot's storage.
+ * @grain: Sectors of each allocation from now on: the chunk size, where
+ *	all devices of the snapshot have the same; 0 otherwise.
+ * @sectors: Sectors all chunks of all devices would take.
+ *
+ * Called at the take, before any allocation. With it, storage can tell
+ * when it holds room for every chunk that may still be copied.
+ */
+void diff_storage_expect(struct diff_storage *storage, sector_t grain,
+			 sector_t sectors)
+{
+	struct diff_storage_range *range;
+	sector_t whole = 0;
+
+	mutex_lock(&storage->append_lock);
+	if (grain) {
+		list_for_each_entry(range, &storage->ranges, link) {
+			whole += round_down(range->count, grain);
+			cond_resched();
+		}
+	}
+	spin_lock(&storage->lock);
+	/* Only whole ranges are counted: there must be no allocation yet. */
+	storage->grain = storage->cur ? 0 : grain;
+	storage->whole = whole;
+	storage->unkept = sectors;
+	spin_unlock(&storage->lock);
+	mutex_unlock(&storage->append_lock);
+}
+
+/**
+ * diff_storage_lost() - Room was handed out for a copy that failed.
+ * @storage: The snapshot's storage.
+ * @sectors: What it took.
+ *
+ * The room stays used; its chunk will ask for room again.
+ */
+void diff_storage_lost(struct diff_storage *storage, sector_t sectors)
+{
+	spin_lock(&storage->lock);
+	storage->unkept += sectors;
+	spin_unlock(&storage->lock);
+}
+
+/**
+ * diff_storage_room() - Room for copies no write asked for yet.
+ * @storage: The snapshot's storage.
+ *
+ * Return: free sectors above the low space mark, or all there is when
+ * storage can take every chunk not copied yet: then no copy can make the
+ * snapshot overflow, whoever asks for it.
+ */
+sector_t diff_storage_room(struct diff_storage *storage)
+{
+	sector_t free, room = 0;
+
+	spin_lock(&storage->lock);
+	free = storage->capacity - storage->used;
+	if (diff_storage_covers(storage))
+		room = free;
+	else if (free > diff_storage_minimum)
+		room = free - diff_storage_minimum;
+	spin_unlock(&storage->lock);
+	return room;
 }

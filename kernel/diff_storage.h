@@ -33,6 +33,11 @@ struct diff_storage_range {
  * @cur_used: Sectors of @cur handed out.
  * @capacity: Sectors appended in all.
  * @used: Sectors handed out, plus tails of ranges too short to use.
+ * @grain: Sectors of every allocation from the take on, where all devices
+ *	copy chunks of one size; 0 otherwise (see diff_storage_expect()).
+ * @whole: Sectors not handed out yet that lie in whole grains: what can
+ *	still be allocated, with the tails of ranges left out.
+ * @unkept: Sectors the chunks that have no room yet would take.
  * @low_space_sent: The low space event went out since the last append.
  * @events: Where the low space event goes.
  */
@@ -44,6 +49,9 @@ struct diff_storage {
 	sector_t cur_used;
 	sector_t capacity;
 	sector_t used;
+	sector_t grain;
+	sector_t whole;
+	sector_t unkept;
 	bool low_space_sent;
 	struct event_queue *events;
 };
@@ -67,5 +75,9 @@ int diff_storage_alloc(struct diff_storage *storage, sector_t sectors,
 		       struct diff_storage_loc *loc);
 void diff_storage_usage(struct diff_storage *storage, u64 *capacity,
 			u64 *used);
+void diff_storage_expect(struct diff_storage *storage, sector_t grain,
+			 sector_t sectors);
+void diff_storage_lost(struct diff_storage *storage, sector_t sectors);
+sector_t diff_storage_room(struct diff_storage *storage);
 
 #endif /* __BLKSNAP_DIFF_STORAGE_H */

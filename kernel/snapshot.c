@@ -214,6 +214,25 @@ static int snapshot_take_prepare(struct snapshot *snapshot)
 	return 0;
 }
 
+/*
+ * Tell storage the most the devices may ask of it: one chunk each, at
+ * most, of the whole of every device.
+ */
+static void snapshot_expect_copies(struct snapshot *snapshot)
+{
+	sector_t grain = 0, sectors = 0, chunk;
+	unsigned int i;
+
+	for (i = 0; i < snapshot->count; i++) {
+		struct diff_area *area = snapshot->devices[i].area;
+
+		chunk = 1ULL << area->chunk_shift;
+		grain = (i && grain != chunk) ? 0 : chunk;
+		sectors += round_up(area->capacity, chunk);
+	}
+	diff_storage_expect(&snapshot->storage, grain, sectors);
+}
+
 static int snapshot_freeze(struct snapshot *snapshot, unsigned int *frozen)
 {
 	int ret;
@@ -314,8 +333,10 @@ int snapshot_take(const uuid_t *id)
 			goto out;
 
 	ret = snapshot_take_prepare(snapshot);
-	if (!ret)
+	if (!ret) {
+		snapshot_expect_copies(snapshot);
 		ret = snapshot_freeze(snapshot, &frozen);
+	}
 	frozen_at = ktime_get();
 	if (ret) {
 		snapshot_thaw(snapshot, frozen);

@@ -273,7 +273,9 @@ struct blksnap_image_info {
  * @BLKSNAP_EVENT_LOW_FREE_SPACE: Free difference storage fell below the
  *	threshold (module parameter diff_storage_minimum); append more.
  *	Sent once per crossing: appending re-arms it. Storage smaller than
- *	the threshold raises it at the first copy.
+ *	the threshold raises it at the first copy. Not sent while storage
+ *	has room for a copy of every chunk of the snapshot's devices not
+ *	copied yet: it can then not overflow.
  * @BLKSNAP_EVENT_CORRUPTED: The snapshot is corrupted (see
  *	&struct blksnap_event_corrupted).
  */
