@@ -2,16 +2,20 @@
 # The sweep (copy_sweep, default on): once writes are dense (copies of a
 # sixteenth of the device's chunks, and free storage for half the rest),
 # the rest of the device is copied in the background, with no further
-# write, and the sweep stops where free storage would no longer take half
-# of what is left: with 2 GiB of storage for a 2 GiB device of 256 KiB
-# chunks, and the 128 MiB low-space mark, between 7169 and 7200 chunks
-# (at most one 4 MiB span per sweeper past 7168, two sweepers), without a
-# low-space event. What it copied is the take: the stamped region,
-# copied only by the sweep, is then overwritten on the original and the
-# image still holds the take. With copy_sweep=0 nothing is copied past
-# what the writes asked for. A snapshot destroyed while a slow sweep runs
-# (storage behind dm-delay) is gone in seconds: the sweep stops at its
-# next span rather than finishing.
+# write. Storage with room for every chunk not copied yet (here exactly
+# the device's size) cannot overflow: the sweep copies all of the device
+# and no low-space event comes, though free storage ends at nothing.
+# Storage short of that by one sector bounds the sweep where free storage
+# above the 128 MiB low-space mark would no longer take half of what is
+# left: for a 2 GiB device of 256 KiB chunks, between 7166 and 7197
+# chunks (at most one 4 MiB span per sweeper past the bound, two
+# sweepers), and again without a low-space event; with 1.5 GiB of
+# storage, between 3073 and 3104. What the sweep copied is the take: the
+# stamped region, copied only by the sweep, is then overwritten on the
+# original and the image still holds the take. With copy_sweep=0 nothing
+# is copied past what the writes asked for. A snapshot destroyed while a
+# slow sweep runs (storage behind dm-delay) is gone in seconds: the sweep
+# stops at its next span rather than finishing.
 # timeout: 400
 set -eu
 . "$BLKSNAP_SRC/tests/vm/lib.sh"
@@ -25,14 +29,15 @@ on_exit "module_unload; module_load"
 # Written for 256 KiB chunks (the default is 128 KiB).
 chunk256=chunk_minimum_shift=18
 
-# dense_snapshot STORE_DEV: a fresh snapshot of $dev over stamped data,
-# with all of STORE_DEV as storage and its events in $TEST_TMP/events;
+# dense_snapshot STORE_DEV [SECTORS]: a fresh snapshot of $dev over
+# stamped data, with SECTORS (default: all) of STORE_DEV as storage and
+# its events in $TEST_TMP/events;
 # then one 4 KiB write into the first chunk of each of $dense 1 MiB groups
 # past the region (each copies its chunk alone), and one more, which finds
 # the writes dense: it starts the sweep and copies its chunk alone too
 # (with copy_sweep=0, its 4 MiB span).
 dense_snapshot() {
-	snap_stamped "$dev" "$region" "$1" "$(sectors "$1")"
+	snap_stamped "$dev" "$region" "$1" "${2:-$(sectors "$1")}"
 	watch_events "$SNAP_ID" "$TEST_TMP/events"
 	assert_eq "$chunk" 512 "chunk size in sectors (256 KiB)"
 	nchunks=$(($(sectors "$dev") / chunk))
@@ -55,23 +60,50 @@ settle() {
 	fail "storage use still grows after 120 s: $now chunks"
 }
 
-log "--- default: the sweep copies the device up to the storage bound"
+# swept_check: what the sweep copied is the take; the snapshot is well
+# and had no low-space event.
+swept_check() {
+	assert_eq "$(snap_info "$SNAP_ID" error)" 0 "snapshot error after the sweep"
+	! grep -q '^low-space' "$TEST_TMP/events" || fail "low-space event during the sweep"
+	run stamp fill "$dev" 2 --region 0:$region --journal "$TEST_TMP/orig"
+	assert_eq "$(used_chunks)" "$1" "chunks kept after overwriting the swept region"
+	run stamp check "$img" --journal "$TEST_TMP/image"
+	run stamp check "$dev" --journal "$TEST_TMP/orig"
+	run bsio snapshot-destroy "$SNAP_ID"
+	run bsio detach "$dev"
+}
+
+# sweep_bounded STORAGE_SECTORS: the sweep stops where free storage above
+# the mark would no longer take half the chunks not kept.
+sweep_bounded() {
+	local room bound used
+	dense_snapshot "$store" "$1"
+	room=$((($1 - 128 * MIB) / chunk))
+	bound=$((2 * room - nchunks))
+	used=$(settle)
+	log "the sweep stopped at $used of $nchunks chunks (bound $bound)"
+	[ "$used" -gt "$bound" ] && [ "$used" -le $((bound + 32)) ] ||
+		fail "the sweep stopped at $used chunks, expected $((bound + 1)) to $((bound + 32))"
+	swept_check "$used"
+}
+
 module_load "$chunk256"
-dense_snapshot "$store"
-# Free storage above the 128 MiB mark must take half the chunks not kept.
-bound=$((nchunks - 2 * (128 * MIB / chunk)))
+devsz=$(sectors "$dev")
+[ "$(sectors "$store")" -ge "$devsz" ] || fail "$store is smaller than $dev"
+
+log "--- storage for the whole device: the sweep copies all of it"
+dense_snapshot "$store" "$devsz"
 used=$(settle)
-log "the sweep stopped at $used of $nchunks chunks (bound $bound)"
-[ "$used" -gt "$bound" ] && [ "$used" -le $((bound + 32)) ] ||
-	fail "the sweep stopped at $used chunks, expected $((bound + 1)) to $((bound + 32))"
-assert_eq "$(snap_info "$SNAP_ID" error)" 0 "snapshot error after the sweep"
-! grep -q '^low-space' "$TEST_TMP/events" || fail "low-space event during the sweep"
-run stamp fill "$dev" 2 --region 0:$region --journal "$TEST_TMP/orig"
-assert_eq "$(used_chunks)" "$used" "chunks kept after overwriting the swept region"
-run stamp check "$img" --journal "$TEST_TMP/image"
-run stamp check "$dev" --journal "$TEST_TMP/orig"
-run bsio snapshot-destroy "$SNAP_ID"
-run bsio detach "$dev"
+log "the sweep stopped at $used of $nchunks chunks"
+assert_eq "$used" "$nchunks" "chunks kept with storage for all of them"
+assert_eq "$(snap_info "$SNAP_ID" storage_used)" "$devsz" "storage used"
+swept_check "$used"
+
+log "--- storage one sector short of that: the sweep stops at the bound"
+sweep_bounded $((devsz - 1))
+
+log "--- 1.5 GiB of storage: the sweep stops at the bound"
+sweep_bounded $((1536 * MIB))
 
 log "--- copy_sweep=0: only what the writes asked for"
 module_unload
