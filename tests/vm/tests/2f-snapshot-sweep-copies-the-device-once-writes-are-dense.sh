@@ -7,7 +7,7 @@
 # and no low-space event comes, though free storage ends at nothing.
 # Storage short of that by one sector bounds the sweep where free storage
 # above the 128 MiB low-space mark would no longer take half of what is
-# left: for a 2 GiB device of 256 KiB chunks, between 7166 and 7197
+# left: for a 2 GiB device of 256 KiB chunks, between 7167 and 7198
 # chunks (at most one 4 MiB span per sweeper past the bound, two
 # sweepers), and again without a low-space event; with 1.5 GiB of
 # storage, between 3073 and 3104. What the sweep copied is the take: the
@@ -60,8 +60,8 @@ settle() {
 	fail "storage use still grows after 120 s: $now chunks"
 }
 
-# swept_check: what the sweep copied is the take; the snapshot is well
-# and had no low-space event.
+# swept_check KEPT: what the sweep copied is the take; the snapshot has
+# no error and had no low-space event; KEPT chunks stay kept.
 swept_check() {
 	assert_eq "$(snap_info "$SNAP_ID" error)" 0 "snapshot error after the sweep"
 	! grep -q '^low-space' "$TEST_TMP/events" || fail "low-space event during the sweep"
