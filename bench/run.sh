@@ -12,9 +12,10 @@
 # (blksnapctl backup against dd of the same image; incremental bytes read
 # per byte changed). Each prints ratios measured
 # side by side in one guest, and "bench-check: PASS|FAIL ..." lines for the bars it checks.
-# Results: BUILD/bench-results/RELEASE/NAME.log. Knobs: BENCH_SECONDS,
-# BENCH_ROUNDS, BENCH_TAKES (see the scripts); BLKSNAP_VM_SCRATCH, where
-# the guest's disk images live (default /dev/shm, if it has 5 GiB free).
+# Results: BUILD/bench-results/RELEASE/NAME.log. Knobs: every BENCH_*
+# variable reaches the guest (BENCH_SECONDS, BENCH_ROUNDS, BENCH_PARTS...:
+# see the scripts); BLKSNAP_VM_SCRATCH, where the guest's disk images
+# live (default /dev/shm, if it has 5 GiB free).
 set -uo pipefail
 
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,7 +25,7 @@ while [ $# -gt 0 ]; do
 	case "$1" in
 	--build) build=$2; shift 2 ;;
 	--filter) filter=$2; shift 2 ;;
-	-h|--help) sed -n '3,17p' "$0"; exit 0 ;;
+	-h|--help) sed -n '3,18p' "$0"; exit 0 ;;
 	*) break ;;
 	esac
 done

@@ -88,8 +88,8 @@ mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 results "$VM_RESULTS" 
 . "$VM_RESULTS/vm.env"
 export VM_RESULTS RELEASE KVER BLKSNAP_SRC BLKSNAP_BUILD BLKSNAP_KO VM_DISKS \
 	VM_DISK_BYTES BLKSNAP_VM_TEST_TIMEOUT BLKSNAP_VM_TESTS_DIR
-# Empty benchmark knobs mean "the script's default".
-for v in BENCH_SECONDS BENCH_ROUNDS BENCH_TAKES; do
+# The benchmark knobs set on the host; empty means "the script's default".
+for v in ${VM_BENCH_KNOBS:-}; do
 	if [ -n "${!v:-}" ]; then export "${v?}"; else unset "$v"; fi
 done
 # Paths the host handed over that lie in the host's /tmp: put them back

@@ -88,8 +88,9 @@ VM_DISKS="/dev/vdb /dev/vdc"
 BLKSNAP_VM_TEST_TIMEOUT=${BLKSNAP_VM_TEST_TIMEOUT:-300}
 
 export BLKSNAP_VM_TESTS_DIR=${BLKSNAP_VM_TESTS_DIR:-$VM_DIR/tests}
-# Benchmark knobs travel to the guest too (empty: the script's default).
-BENCH_SECONDS=${BENCH_SECONDS:-} BENCH_ROUNDS=${BENCH_ROUNDS:-} BENCH_TAKES=${BENCH_TAKES:-}
+# Benchmark knobs (every BENCH_* in the environment) travel to the guest.
+mapfile -t bench_knobs < <(compgen -e | grep '^BENCH_' || true)
+VM_BENCH_KNOBS="${bench_knobs[*]}"
 # The tests and their time limits, as guest-run.sh will see them.
 names=()
 test_timeouts=()
@@ -238,7 +239,7 @@ run_guest() {
 		write_vm_env "$results/vm.env" RELEASE KVER MODDIR BLKSNAP_SRC \
 		BLKSNAP_BUILD BLKSNAP_KO VM_DISKS VM_DISK_BYTES \
 		BLKSNAP_VM_TEST_TIMEOUT VM_TESTS VM_RESULTS_HOST \
-		BLKSNAP_VM_TESTS_DIR BENCH_SECONDS BENCH_ROUNDS BENCH_TAKES
+		BLKSNAP_VM_TESTS_DIR VM_BENCH_KNOBS "${bench_knobs[@]}"
 
 	qemu_cmd test "$results" "$scratch"
 	printf '%q ' "${QEMU[@]}" >"$results/qemu.cmd"
