@@ -37,16 +37,16 @@ seconds=${BENCH_SECONDS:-15}
 rounds=${BENCH_ROUNDS:-3}
 # 100 takes: the p99 is then the second slowest, not simply the slowest.
 takes=${BENCH_TAKES:-100}
-read -r -a parts <<<"${BENCH_PARTS:-randwrite write read take}"
-read -r -a kinds <<<"${BENCH_KINDS:-tracked snapshot eager copyfloor dm4k dm256k}"
+all_parts="randwrite write read take"
+all_kinds="tracked snapshot eager copyfloor dm4k dm256k"
+read -r -a parts <<<"${BENCH_PARTS:-$all_parts}"
+read -r -a kinds <<<"${BENCH_KINDS:-$all_kinds}"
 # Misspelt knobs fail now, not after an hour of the other parts.
 for p in "${parts[@]}"; do
-	case $p in randwrite|write|read|take) ;; *) fail "BENCH_PARTS: no part '$p'" ;; esac
+	[[ " $all_parts " == *" $p "* ]] || fail "BENCH_PARTS: no part '$p'"
 done
 for k in "${kinds[@]}"; do
-	case $k in tracked|snapshot|eager|copyfloor|dm4k|dm256k) ;;
-	*) fail "BENCH_KINDS: no configuration '$k'" ;;
-	esac
+	[[ " $all_kinds " == *" $k "* ]] || fail "BENCH_KINDS: no configuration '$k'"
 done
 read -r orig store <<<"$VM_DISKS"
 sectors=$(blockdev --getsz "$orig")
@@ -213,6 +213,7 @@ read_part() {
 # take_part: take latency for 1 and 4 devices on null_blk.
 take_part() {
 	local n i d kmsg
+	module_load
 	modprobe null_blk nr_devices=4 gb=1 memory_backed=1
 	for n in 1 4; do
 		: >"$TEST_TMP/take-$n"
