@@ -493,12 +493,21 @@ static sector_t chunk_sectors(struct diff_area *area, unsigned long idx)
 /* Chunks copied together: their reads go out at once. */
 #define COPY_BATCH 16
 
+/*
+ * The sweep reads across at most this many chunks in a row that writes
+ * copied already: a read costs mostly per request, so one read over such
+ * a gap beats two around it.
+ */
+#define COPY_GAP_MAX 2
+
 /**
  * struct copy_item - A chunk being copied.
- * @chunk: The chunk, locked until its old data is published.
+ * @chunk: The chunk, locked until its old data is published; NULL for a
+ *	   gap, a chunk copied already that is only read over (see
+ *	   COPY_GAP_MAX) and whose data is dropped.
  * @idx: Its index.
  * @buf: Memory for its old data.
- * @loc: Where in storage it goes.
+ * @loc: Where in storage it goes; not for a gap.
  */
 struct copy_item {
 	struct chunk *chunk;
@@ -518,9 +527,9 @@ struct copy_item {
  * @count: Chunks in @items.
  * @items: The chunks, in ascending order.
  *
- * Runs of chunks adjacent on the original and in storage are read and
- * stored with one bio each. Stores are written behind: the batch lives
- * until they complete.
+ * Runs of chunks adjacent on the original are read with one bio each,
+ * runs adjacent in storage are stored with one bio each. Stores are
+ * written behind: the batch lives until they complete.
  */
 struct copy_batch {
 	struct work_struct work;
@@ -533,38 +542,64 @@ struct copy_batch {
 	struct copy_item items[COPY_BATCH];
 };
 
-/* Items from @first on that one bio can read and store. */
-static unsigned int copy_run_len(struct copy_batch *batch, unsigned int first)
+static bool copy_item_is_gap(const struct copy_item *item)
 {
-	struct diff_area *area = batch->area;
-	unsigned int segs = batch->items[first].buf->nr_segs;
+	return !item->chunk;
+}
+
+/* Does @item's copy go to storage right after @prev's? */
+static bool copy_loc_follows(struct diff_area *area,
+			     const struct copy_item *prev,
+			     const struct copy_item *item)
+{
+	return item->loc.bdev == prev->loc.bdev &&
+	       item->loc.sector == prev->loc.sector +
+				   (1ULL << area->chunk_shift);
+}
+
+/*
+ * Items from @first on that one bio can read (adjacent on the original,
+ * gaps included) or store (adjacent in storage, gaps skipped). @first is
+ * no gap when storing.
+ */
+static unsigned int copy_run_len(struct copy_batch *batch, unsigned int first,
+				 bool store)
+{
+	struct copy_item *prev = &batch->items[first];
+	unsigned int segs = prev->buf->nr_segs;
 	unsigned int i;
 
 	for (i = first + 1; i < batch->count; i++) {
-		struct copy_item *prev = &batch->items[i - 1];
 		struct copy_item *item = &batch->items[i];
 
+		if (store && copy_item_is_gap(item))
+			continue;
 		segs += item->buf->nr_segs;
-		if (item->idx != prev->idx + 1 || segs > BIO_MAX_VECS ||
-		    item->loc.bdev != prev->loc.bdev ||
-		    item->loc.sector != prev->loc.sector +
-					(1ULL << area->chunk_shift))
+		if (segs > BIO_MAX_VECS ||
+		    (store ? !copy_loc_follows(batch->area, prev, item) :
+			     item->idx != prev->idx + 1))
 			break;
+		prev = item;
 	}
 	return i - first;
 }
 
-/* A bio for @n chunks of the batch, between their buffers and @sector. */
+/*
+ * A bio for @n items of the batch, between their buffers and @sector;
+ * gaps are left out of stores.
+ */
 static struct bio *copy_bio(struct copy_batch *batch, unsigned int first,
 			    unsigned int n, struct block_device *bdev,
 			    sector_t sector, blk_opf_t opf, bio_end_io_t *end_io)
 {
+	bool store = op_is_write(opf);
 	struct diff_area *area = batch->area;
 	unsigned int i, p, nr_segs = 0;
 	struct bio *bio;
 
 	for (i = first; i < first + n; i++)
-		nr_segs += batch->items[i].buf->nr_segs;
+		if (!store || !copy_item_is_gap(&batch->items[i]))
+			nr_segs += batch->items[i].buf->nr_segs;
 	bio = bio_alloc_bioset(bdev, nr_segs, opf, GFP_NOIO, &blksnap_bio_set);
 	bio->bi_iter.bi_sector = sector;
 	bio->bi_end_io = end_io;
@@ -572,6 +607,9 @@ static struct bio *copy_bio(struct copy_batch *batch, unsigned int first,
 	for (i = first; i < first + n; i++) {
 		struct copy_item *item = &batch->items[i];
 		unsigned int bytes = chunk_sectors(area, item->idx) << SECTOR_SHIFT;
+
+		if (store && copy_item_is_gap(item))
+			continue;
 
 		for (p = 0; bytes; p++) {
 			unsigned int len = min_t(unsigned int, bytes, PAGE_SIZE);
@@ -630,6 +668,8 @@ static void copy_stored_work(struct work_struct *work)
 	for (i = 0; i < batch->count; i++) {
 		struct chunk *chunk = batch->items[i].chunk;
 
+		if (!chunk)
+			continue;
 		/* Readers that see COPIED find the data in storage. */
 		smp_mb__before_atomic();
 		set_bit(CHUNK_COPIED, &chunk->flags);
@@ -665,7 +705,10 @@ static void copy_submit(struct copy_batch *batch, bool store)
 		struct copy_item *item = &batch->items[i];
 		struct bio *bio;
 
-		n = copy_run_len(batch, i);
+		n = 1;
+		if (store && copy_item_is_gap(item))
+			continue;
+		n = copy_run_len(batch, i, store);
 		if (store)
 			bio = copy_bio(batch, i, n, item->loc.bdev,
 				       item->loc.sector, REQ_OP_WRITE,
@@ -681,24 +724,92 @@ static void copy_submit(struct copy_batch *batch, bool store)
 	blk_finish_plug(&plug);
 }
 
-/* Reserve room in storage for a chunk and add it to the batch. */
-static int copy_prepare(struct diff_area *area, struct copy_batch *batch,
-			struct chunk *chunk, unsigned long idx,
-			struct chunk_buffer *buf)
+/*
+ * Add a locked chunk to copy, or a gap (@chunk NULL), to the batch; room
+ * in storage comes in copy_alloc().
+ */
+static void copy_add(struct copy_batch *batch, struct chunk *chunk,
+		     unsigned long idx, struct chunk_buffer *buf)
 {
-	struct copy_item *item = &batch->items[batch->count];
-	int ret;
+	struct copy_item *item = &batch->items[batch->count++];
 
-	/* Room is taken for a whole chunk, so the last one may grow. */
-	ret = diff_storage_alloc(area->storage, 1ULL << area->chunk_shift,
-				 &item->loc);
-	if (ret)
-		return ret;
 	item->chunk = chunk;
 	item->idx = idx;
 	item->buf = buf;
-	batch->count++;
-	return 0;
+}
+
+/* Drop the batch's last item: it is not (or no longer) being copied. */
+static void copy_drop_last(struct copy_batch *batch)
+{
+	struct copy_item *item = &batch->items[--batch->count];
+
+	buffer_put(batch->area, item->buf);
+	if (copy_item_is_gap(item))
+		return;
+	copy_slot_put(batch->area, batch->sweep);
+	mutex_unlock(&item->chunk->lock);
+}
+
+/* Gaps at the end of the batch would only be read for nothing. */
+static void copy_batch_trim(struct copy_batch *batch)
+{
+	while (batch->count &&
+	       copy_item_is_gap(&batch->items[batch->count - 1]))
+		copy_drop_last(batch);
+}
+
+/*
+ * The sweep met chunk @idx copied already: read over it if it follows the
+ * batch's last item and a chunk to copy comes before it, with at most
+ * COPY_GAP_MAX gaps in a row, and a buffer is at hand at once. The last
+ * item stays a chunk to copy: the batch runs when that one fills it.
+ */
+static void copy_add_gap(struct copy_batch *batch, unsigned long idx)
+{
+	unsigned int i, gaps = 0;
+	struct chunk_buffer *buf;
+
+	for (i = batch->count; i && copy_item_is_gap(&batch->items[i - 1]); i--)
+		gaps++;
+	if (!i || gaps >= COPY_GAP_MAX || batch->count >= COPY_BATCH - 1 ||
+	    batch->items[batch->count - 1].idx + 1 != idx) {
+		copy_batch_trim(batch);
+		return;
+	}
+	buf = buffer_get(batch->area, false);
+	if (!buf) {
+		copy_batch_trim(batch);
+		return;
+	}
+	copy_add(batch, NULL, idx, buf);
+}
+
+/*
+ * Reserve room in storage for the batch's chunks at once, so that storage
+ * takes them in as few bios as they are read in: chunks gathered one by
+ * one would be interleaved with those of other copies in flight.
+ * Return: 0, or -ENOSPC once the chunks without room are dropped.
+ */
+static int copy_alloc(struct copy_batch *batch)
+{
+	struct diff_storage_loc *locs[COPY_BATCH];
+	unsigned int i, n = 0, got;
+
+	for (i = 0; i < batch->count; i++)
+		if (!copy_item_is_gap(&batch->items[i]))
+			locs[n++] = &batch->items[i].loc;
+	/* Room is taken for a whole chunk, so the last one may grow. */
+	got = diff_storage_alloc(batch->area->storage,
+				 1ULL << batch->area->chunk_shift, locs, n);
+	if (got == n)
+		return 0;
+	while (got < n) {
+		if (!copy_item_is_gap(&batch->items[batch->count - 1]))
+			n--;
+		copy_drop_last(batch);
+	}
+	copy_batch_trim(batch);
+	return -ENOSPC;
 }
 
 /* The old data is in memory: publish it. */
@@ -719,13 +830,12 @@ static void copy_publish(struct copy_item *item)
 static void copy_abandon(struct copy_batch *batch)
 {
 	struct diff_area *area = batch->area;
-	unsigned int i;
 
-	for (i = 0; i < batch->count; i++) {
-		buffer_put(area, batch->items[i].buf);
-		mutex_unlock(&batch->items[i].chunk->lock);
-		copy_slot_put(area, batch->sweep);
-		diff_storage_lost(area->storage, 1ULL << area->chunk_shift);
+	while (batch->count) {
+		if (!copy_item_is_gap(&batch->items[batch->count - 1]))
+			diff_storage_lost(area->storage,
+					  1ULL << area->chunk_shift);
+		copy_drop_last(batch);
 	}
 	copy_batch_free(batch);
 }
@@ -739,7 +849,14 @@ static int copy_run(struct copy_batch *batch)
 {
 	struct diff_area *area = batch->area;
 	unsigned int i;
+	int ret;
 
+	copy_batch_trim(batch);
+	ret = copy_alloc(batch);
+	if (!batch->count) {
+		copy_batch_free(batch);
+		return ret;
+	}
 	init_completion(&batch->done);
 	copy_submit(batch, false);
 	if (!atomic_dec_and_test(&batch->pending))
@@ -753,6 +870,10 @@ static int copy_run(struct copy_batch *batch)
 		struct copy_item *item = &batch->items[i];
 		struct diff_area_stripe *stripe = chunk_stripe(area, item->idx);
 
+		if (copy_item_is_gap(item)) {
+			buffer_put(area, item->buf);
+			continue;
+		}
 		copy_publish(item);
 		/*
 		 * Pairs with the barrier in image_read_part(): a reader
@@ -768,7 +889,7 @@ static int copy_run(struct copy_batch *batch)
 	copy_submit(batch, true);
 	if (atomic_dec_and_test(&batch->pending))
 		queue_work(store_wq, &batch->work);
-	return 0;
+	return ret;
 }
 
 /* Never fails: batches come back as their stores complete. */
@@ -890,6 +1011,8 @@ static int diff_area_preserve(struct diff_area *area, unsigned long first,
 
 	for (idx = first; idx <= last && !ret; idx++) {
 		chunk = chunk_lock_unstable(area, idx);
+		if (!chunk && sweep && batch)
+			copy_add_gap(batch, idx);
 		if (IS_ERR_OR_NULL(chunk)) {
 			ret = PTR_ERR_OR_ZERO(chunk);
 			continue;
@@ -901,12 +1024,8 @@ static int diff_area_preserve(struct diff_area *area, unsigned long first,
 		}
 		if (!batch)
 			batch = copy_batch_new(area, sweep);
-		ret = copy_prepare(area, batch, chunk, idx, buf);
-		if (ret) {
-			buffer_put(area, buf);
-			copy_slot_put(area, sweep);
-			mutex_unlock(&chunk->lock);
-		} else if (batch->count == COPY_BATCH) {
+		copy_add(batch, chunk, idx, buf);
+		if (batch->count == COPY_BATCH) {
 			ret = copy_run(batch);
 			batch = NULL;
 		}

@@ -232,29 +232,10 @@ static bool diff_storage_find_room(struct diff_storage *storage,
 	return true;
 }
 
-/**
- * diff_storage_alloc() - Reserve room for a chunk's copy.
- * @storage: The snapshot's storage.
- * @sectors: Size of the chunk.
- * @loc: Filled in with where the room is.
- *
- * Raises the low space event when free space falls below
- * diff_storage_minimum, once until the next append, unless storage has
- * room for every chunk not copied yet. Does not sleep.
- *
- * Return: 0 or -ENOSPC.
- */
-int diff_storage_alloc(struct diff_storage *storage, sector_t sectors,
-		       struct diff_storage_loc *loc)
+/* Hand out room diff_storage_find_room() found. */
+static void diff_storage_take(struct diff_storage *storage, sector_t sectors,
+			      struct diff_storage_loc *loc)
 {
-	bool notify = false;
-	sector_t free;
-
-	spin_lock(&storage->lock);
-	if (!diff_storage_find_room(storage, sectors)) {
-		spin_unlock(&storage->lock);
-		return -ENOSPC;
-	}
 	loc->bdev = storage->cur->bdev;
 	loc->sector = storage->cur->start + storage->cur_used;
 	storage->cur_used += sectors;
@@ -265,8 +246,37 @@ int diff_storage_alloc(struct diff_storage *storage, sector_t sectors,
 		storage->whole -= min(storage->whole, sectors);
 		storage->unkept -= min(storage->unkept, sectors);
 	}
+}
+
+/**
+ * diff_storage_alloc() - Reserve room for chunks' copies.
+ * @storage: The snapshot's storage.
+ * @sectors: Size of each chunk.
+ * @locs: Filled in with where the room is, one per chunk.
+ * @count: Number of chunks.
+ *
+ * The chunks get room in turn under one lock, so that their copies lie
+ * one after the other wherever a range has room for them, and are stored
+ * with one bio. Raises the low space event when free space falls below
+ * diff_storage_minimum, once until the next append, unless storage has
+ * room for every chunk not copied yet. Does not sleep.
+ *
+ * Return: the number of chunks given room, from the first on: fewer than
+ * @count only when storage is full.
+ */
+unsigned int diff_storage_alloc(struct diff_storage *storage, sector_t sectors,
+				struct diff_storage_loc **locs,
+				unsigned int count)
+{
+	bool notify = false;
+	unsigned int n;
+	sector_t free;
+
+	spin_lock(&storage->lock);
+	for (n = 0; n < count && diff_storage_find_room(storage, sectors); n++)
+		diff_storage_take(storage, sectors, locs[n]);
 	free = storage->capacity - storage->used;
-	if (free < diff_storage_minimum && !storage->low_space_sent &&
+	if (n && free < diff_storage_minimum && !storage->low_space_sent &&
 	    !diff_storage_covers(storage)) {
 		storage->low_space_sent = true;
 		notify = true;
@@ -275,7 +285,7 @@ int diff_storage_alloc(struct diff_storage *storage, sector_t sectors,
 
 	if (notify)
 		event_low_space(storage->events, diff_storage_minimum, free);
-	return 0;
+	return n;
 }
 
 void diff_storage_usage(struct diff_storage *storage, u64 *capacity,

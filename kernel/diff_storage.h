@@ -71,8 +71,9 @@ void diff_storage_init(struct diff_storage *storage,
 void diff_storage_done(struct diff_storage *storage);
 int diff_storage_append(struct diff_storage *storage, dev_t dev,
 			struct blksnap_sectors *ranges, unsigned int count);
-int diff_storage_alloc(struct diff_storage *storage, sector_t sectors,
-		       struct diff_storage_loc *loc);
+unsigned int diff_storage_alloc(struct diff_storage *storage, sector_t sectors,
+				struct diff_storage_loc **locs,
+				unsigned int count);
 void diff_storage_usage(struct diff_storage *storage, u64 *capacity,
 			u64 *used);
 void diff_storage_expect(struct diff_storage *storage, sector_t grain,
