@@ -4,7 +4,10 @@
 # the rest of the device is copied in the background, with no further
 # write. Storage with room for every chunk not copied yet (here exactly
 # the device's size) cannot overflow: the sweep copies all of the device
-# and no low-space event comes, though free storage ends at nothing.
+# and no low-space event comes, though free storage ends at nothing. It
+# reads over the single chunks the writes copied (one read instead of
+# two around each), so the original is read whole and some of those
+# chunks twice, none more.
 # Storage short of that by one sector bounds the sweep where free storage
 # above the 128 MiB low-space mark would no longer take half of what is
 # left: for a 2 GiB device of 256 KiB chunks, between 7167 and 7198
@@ -42,8 +45,11 @@ dense_snapshot() {
 	assert_eq "$chunk" 512 "chunk size in sectors (256 KiB)"
 	nchunks=$(($(sectors "$dev") / chunk))
 	dense=$((nchunks / 16))
+	read_before=$(sectors_read "$dev")
 	scatter_writes "$dev" $((dense + 1))
 }
+
+sectors_read() { awk '{ print $3 }' "/sys/block/$(basename "$1")/stat"; }
 
 used_chunks() { echo $(($(snap_info "$SNAP_ID" storage_used) / chunk)); }
 
@@ -97,6 +103,10 @@ used=$(settle)
 log "the sweep stopped at $used of $nchunks chunks"
 assert_eq "$used" "$nchunks" "chunks kept with storage for all of them"
 assert_eq "$(snap_info "$SNAP_ID" storage_used)" "$devsz" "storage used"
+read=$(($(sectors_read "$dev") - read_before))
+log "sectors read from the original: $read (device $devsz)"
+[ "$read" -gt "$devsz" ] && [ "$read" -le $((devsz + (dense + 1) * chunk)) ] ||
+	fail "read $read sectors of the original, expected more than $devsz (reads over the copied chunks), at most $((devsz + (dense + 1) * chunk))"
 swept_check "$used"
 
 log "--- storage one sector short of that: the sweep stops at the bound"
