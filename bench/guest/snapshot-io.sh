@@ -171,8 +171,8 @@ write_part() {
 			echo "ratio $rw-$bs snapshot/copyfloor, first 3 s: $(ratio \
 				"$(median <"$TEST_TMP/$rw.snapshot.first")" \
 				"$(median <"$TEST_TMP/$rw.copyfloor.first")") (medians)"
-			# Both ran in the same round, minutes apart: their ratio within a
-			# round leaves out most of the host's drift between rounds.
+			# Both ran in the same round: their ratio leaves out what the
+			# host's speed drifts between rounds.
 			paste -d' ' "$TEST_TMP/$rw.snapshot.ratio" "$TEST_TMP/$rw.copyfloor.ratio" |
 				awk '{ printf "%.3f\n", ($2 > 0 ? $1 / $2 : 0) }' >"$TEST_TMP/$rw.paired"
 			echo "ratio $rw-$bs snapshot/copyfloor, same round: $(median <"$TEST_TMP/$rw.paired") (median; runs $(tr '\n' ' ' <"$TEST_TMP/$rw.paired"))"
