@@ -34,6 +34,7 @@
 #include <linux/mempool.h>
 #include <linux/mutex.h>
 #include <linux/slab.h>
+#include <linux/sort.h>
 #include <linux/wait_bit.h>
 #include <linux/workqueue.h>
 #include "diff_area.h"
@@ -394,6 +395,8 @@ struct diff_area *diff_area_new(struct block_device *bdev, dev_t dev,
 	sema_init(&area->store_slots, area->max_free);
 	sema_init(&area->sweep_slots, area->max_free / DIFF_AREA_SWEEP_SHARE);
 	init_waitqueue_head(&area->stored);
+	spin_lock_init(&area->store_lock);
+	INIT_LIST_HEAD(&area->store_queue);
 	for (i = 0; i < DIFF_AREA_SWEEPERS; i++) {
 		INIT_WORK(&area->sweepers[i].work, diff_area_sweep_fn);
 		area->sweepers[i].area = area;
@@ -518,21 +521,27 @@ struct copy_item {
 
 /**
  * struct copy_batch - Chunks copied together.
- * @work: Finishes the stores (store_wq).
+ * @work: Finishes the stores of a store group (store_wq).
+ * @link: In the area's store queue, then in its store group.
+ * @group: The first batch of a store group: the others (see
+ *	   copy_store_queue()).
  * @area: The device's area.
- * @pending: Bios in flight (reads, then stores).
- * @status: The first error of a read or store.
+ * @pending: Bios in flight: the batch's reads, then its group's stores.
+ * @status: The first error of a read, or of a store of the group.
  * @done: Completes when the reads are done.
  * @sweep: The sweep's: each chunk also holds one of the sweep's slots.
  * @count: Chunks in @items.
  * @items: The chunks, in ascending order.
  *
- * Runs of chunks adjacent on the original are read with one bio each,
- * runs adjacent in storage are stored with one bio each. Stores are
- * written behind: the batch lives until they complete.
+ * Runs of chunks adjacent on the original are read with one bio each.
+ * Stores are written behind, with those of other batches: runs adjacent
+ * in storage are stored with one bio each. The batch lives until they
+ * complete.
  */
 struct copy_batch {
 	struct work_struct work;
+	struct list_head link;
+	struct list_head group;
 	struct diff_area *area;
 	atomic_t pending;
 	blk_status_t status;
@@ -547,81 +556,38 @@ static bool copy_item_is_gap(const struct copy_item *item)
 	return !item->chunk;
 }
 
-/* Does @item's copy go to storage right after @prev's? */
+/*
+ * Does @item's copy go to storage right after @prev's data? The last chunk
+ * of a device may be shorter than the room it gets.
+ */
 static bool copy_loc_follows(struct diff_area *area,
 			     const struct copy_item *prev,
 			     const struct copy_item *item)
 {
 	return item->loc.bdev == prev->loc.bdev &&
 	       item->loc.sector == prev->loc.sector +
-				   (1ULL << area->chunk_shift);
+				   chunk_sectors(area, prev->idx);
 }
 
 /*
- * Items from @first on that one bio can read (adjacent on the original,
- * gaps included) or store (adjacent in storage, gaps skipped). @first is
- * no gap when storing.
+ * How many of the @n @items one bio can read (adjacent on the original,
+ * gaps included) or store (adjacent in storage, no gaps).
  */
-static unsigned int copy_run_len(struct copy_batch *batch, unsigned int first,
+static unsigned int copy_run_len(struct diff_area *area,
+				 struct copy_item **items, unsigned int n,
 				 bool store)
 {
-	struct copy_item *prev = &batch->items[first];
-	unsigned int segs = prev->buf->nr_segs;
+	unsigned int segs = items[0]->buf->nr_segs;
 	unsigned int i;
 
-	for (i = first + 1; i < batch->count; i++) {
-		struct copy_item *item = &batch->items[i];
-
-		if (store && copy_item_is_gap(item))
-			continue;
-		segs += item->buf->nr_segs;
+	for (i = 1; i < n; i++) {
+		segs += items[i]->buf->nr_segs;
 		if (segs > BIO_MAX_VECS ||
-		    (store ? !copy_loc_follows(batch->area, prev, item) :
-			     item->idx != prev->idx + 1))
+		    (store ? !copy_loc_follows(area, items[i - 1], items[i]) :
+			     items[i]->idx != items[i - 1]->idx + 1))
 			break;
-		prev = item;
 	}
-	return i - first;
-}
-
-/*
- * A bio for @n items of the batch, between their buffers and @sector;
- * gaps are left out of stores.
- */
-static struct bio *copy_bio(struct copy_batch *batch, unsigned int first,
-			    unsigned int n, struct block_device *bdev,
-			    sector_t sector, blk_opf_t opf, bio_end_io_t *end_io)
-{
-	bool store = op_is_write(opf);
-	struct diff_area *area = batch->area;
-	unsigned int i, p, nr_segs = 0;
-	struct bio *bio;
-
-	for (i = first; i < first + n; i++)
-		if (!store || !copy_item_is_gap(&batch->items[i]))
-			nr_segs += batch->items[i].buf->nr_segs;
-	bio = bio_alloc_bioset(bdev, nr_segs, opf, GFP_NOIO, &blksnap_bio_set);
-	bio->bi_iter.bi_sector = sector;
-	bio->bi_end_io = end_io;
-	bio->bi_private = batch;
-	for (i = first; i < first + n; i++) {
-		struct copy_item *item = &batch->items[i];
-		unsigned int bytes = chunk_sectors(area, item->idx) << SECTOR_SHIFT;
-
-		if (store && copy_item_is_gap(item))
-			continue;
-
-		for (p = 0; bytes; p++) {
-			unsigned int len = min_t(unsigned int, bytes, PAGE_SIZE);
-
-			/* Merges contiguous pages: @nr_segs vecs are enough. */
-			if (WARN_ON_ONCE(!bio_add_page(bio, item->buf->pages[p],
-						       len, 0)))
-				batch->status = BLK_STS_RESOURCE;
-			bytes -= len;
-		}
-	}
-	return bio;
+	return i;
 }
 
 static void copy_bio_status(struct copy_batch *batch, struct bio *bio)
@@ -656,19 +622,16 @@ static void copy_slot_put(struct diff_area *area, bool sweep)
 	up(&area->store_slots);
 }
 
-/* Stores are done: image reads go to storage from now on. */
-static void copy_stored_work(struct work_struct *work)
+/* The batch's chunks are stored: image reads go to storage from now on. */
+static void copy_stored(struct copy_batch *batch)
 {
-	struct copy_batch *batch = container_of(work, struct copy_batch, work);
 	struct diff_area *area = batch->area;
 	unsigned int i;
 
-	if (batch->status)
-		snapshot_set_corrupted(area->snapshot, area->dev, -EIO);
 	for (i = 0; i < batch->count; i++) {
 		struct chunk *chunk = batch->items[i].chunk;
 
-		if (!chunk)
+		if (copy_item_is_gap(&batch->items[i]))
 			continue;
 		/* Readers that see COPIED find the data in storage. */
 		smp_mb__before_atomic();
@@ -679,8 +642,57 @@ static void copy_stored_work(struct work_struct *work)
 		buffer_put(area, batch->items[i].buf);
 		copy_slot_put(area, batch->sweep);
 	}
+}
+
+static void copy_store_groups(struct list_head *ready);
+
+/*
+ * Queue @batch, if any, and count @done batches whose stores completed.
+ * Then, once a full batch's worth of chunks is queued or no stores are in
+ * flight, move the queue to @ready for the caller to store.
+ */
+static void copy_store_take(struct diff_area *area, struct copy_batch *batch,
+			    unsigned int done, struct list_head *ready)
+{
+	spin_lock(&area->store_lock);
+	area->nr_storing -= done;
+	if (batch) {
+		list_add_tail(&batch->link, &area->store_queue);
+		area->nr_queued += batch->count;
+	}
+	if (area->nr_queued >= COPY_BATCH || !area->nr_storing) {
+		list_for_each_entry(batch, &area->store_queue, link)
+			area->nr_storing++;
+		list_splice_init(&area->store_queue, ready);
+		area->nr_queued = 0;
+	}
+	spin_unlock(&area->store_lock);
+}
+
+/* A store group is done: its batches go, queued ones are stored. */
+static void copy_stored_work(struct work_struct *work)
+{
+	struct copy_batch *leader = container_of(work, struct copy_batch, work);
+	struct diff_area *area = leader->area;
+	struct copy_batch *batch, *next;
+	unsigned int n = 0;
+	LIST_HEAD(ready);
+	LIST_HEAD(done);
+
+	if (leader->status)
+		snapshot_set_corrupted(area->snapshot, area->dev, -EIO);
+	list_splice_init(&leader->group, &done);
+	list_add(&leader->link, &done);
+	list_for_each_entry(batch, &done, link) {
+		copy_stored(batch);
+		n++;
+	}
 	wake_up_all(&area->stored);
-	copy_batch_free(batch);
+	copy_store_take(area, NULL, n, &ready);
+	copy_store_groups(&ready);
+	/* The area may go with the last of them. */
+	list_for_each_entry_safe(batch, next, &done, link)
+		copy_batch_free(batch);
 }
 
 static void copy_store_endio(struct bio *bio)
@@ -692,36 +704,140 @@ static void copy_store_endio(struct bio *bio)
 		queue_work(store_wq, &batch->work);
 }
 
-/* Send one bio per run of the batch's chunks, under a plug. */
-static void copy_submit(struct copy_batch *batch, bool store)
+/* A bio reading or storing @n @items, counted in @batch. */
+static struct bio *copy_bio(struct copy_batch *batch, struct copy_item **items,
+			    unsigned int n, bool store)
 {
 	struct diff_area *area = batch->area;
-	unsigned int i, n;
+	unsigned int i, p, nr_segs = 0;
+	struct bio *bio;
+
+	for (i = 0; i < n; i++)
+		nr_segs += items[i]->buf->nr_segs;
+	if (store) {
+		bio = bio_alloc_bioset(items[0]->loc.bdev, nr_segs,
+				       REQ_OP_WRITE, GFP_NOIO, &blksnap_bio_set);
+		bio->bi_iter.bi_sector = items[0]->loc.sector;
+		bio->bi_end_io = copy_store_endio;
+	} else {
+		bio = bio_alloc_bioset(area->bdev, nr_segs, REQ_OP_READ,
+				       GFP_NOIO, &blksnap_bio_set);
+		bio->bi_iter.bi_sector = (sector_t)items[0]->idx <<
+					 area->chunk_shift;
+		bio->bi_end_io = copy_read_endio;
+	}
+	bio->bi_private = batch;
+	for (i = 0; i < n; i++) {
+		unsigned int bytes = chunk_sectors(area, items[i]->idx) <<
+				     SECTOR_SHIFT;
+
+		for (p = 0; bytes; p++) {
+			unsigned int len = min_t(unsigned int, bytes, PAGE_SIZE);
+
+			/* Merges contiguous pages: @nr_segs vecs are enough. */
+			if (WARN_ON_ONCE(!bio_add_page(bio,
+						       items[i]->buf->pages[p],
+						       len, 0)))
+				batch->status = BLK_STS_RESOURCE;
+			bytes -= len;
+		}
+	}
+	return bio;
+}
+
+/* Send one bio per run of the @n @items, under a plug; @batch counts them. */
+static void copy_submit(struct copy_batch *batch, struct copy_item **items,
+			unsigned int n, bool store)
+{
+	unsigned int i, len;
 	struct blk_plug plug;
 
 	atomic_set(&batch->pending, 1);
 	blk_start_plug(&plug);
-	for (i = 0; i < batch->count; i += n) {
-		struct copy_item *item = &batch->items[i];
-		struct bio *bio;
-
-		n = 1;
-		if (store && copy_item_is_gap(item))
-			continue;
-		n = copy_run_len(batch, i, store);
-		if (store)
-			bio = copy_bio(batch, i, n, item->loc.bdev,
-				       item->loc.sector, REQ_OP_WRITE,
-				       copy_store_endio);
-		else
-			bio = copy_bio(batch, i, n, area->bdev,
-				       (sector_t)item->idx << area->chunk_shift,
-				       REQ_OP_READ, copy_read_endio);
+	for (i = 0; i < n; i += len) {
+		len = copy_run_len(batch->area, items + i, n - i, store);
 		atomic_inc(&batch->pending);
 		/* Ours: the submit hook lets it pass. */
-		submit_bio(bio);
+		submit_bio(copy_bio(batch, items + i, len, store));
 	}
 	blk_finish_plug(&plug);
+}
+
+/*
+ * At most this many chunks are stored as one group: the queue is taken
+ * once it holds COPY_BATCH, so it never holds more.
+ */
+#define STORE_GROUP_MAX (2 * COPY_BATCH)
+
+static int copy_item_cmp_loc(const void *a, const void *b)
+{
+	const struct copy_item *x = *(const struct copy_item * const *)a;
+	const struct copy_item *y = *(const struct copy_item * const *)b;
+
+	if (x->loc.bdev != y->loc.bdev)
+		return (uintptr_t)x->loc.bdev < (uintptr_t)y->loc.bdev ? -1 : 1;
+	if (x->loc.sector != y->loc.sector)
+		return x->loc.sector < y->loc.sector ? -1 : 1;
+	return 0;
+}
+
+/* Add the batch's chunks (not its gaps) to @items, which holds @n. */
+static unsigned int copy_store_items(struct copy_batch *batch,
+				     struct copy_item **items, unsigned int n)
+{
+	unsigned int i;
+
+	for (i = 0; i < batch->count; i++)
+		if (!copy_item_is_gap(&batch->items[i]))
+			items[n++] = &batch->items[i];
+	return n;
+}
+
+/*
+ * Store the @ready batches in groups of up to STORE_GROUP_MAX chunks, in
+ * storage order: one bio per run adjacent in storage, whichever batches
+ * its chunks come from. The first batch of a group counts its bios.
+ */
+static void copy_store_groups(struct list_head *ready)
+{
+	struct copy_item *items[STORE_GROUP_MAX];
+	struct copy_batch *leader, *batch;
+	unsigned int n;
+
+	while (!list_empty(ready)) {
+		leader = list_first_entry(ready, struct copy_batch, link);
+		list_del(&leader->link);
+		INIT_LIST_HEAD(&leader->group);
+		n = copy_store_items(leader, items, 0);
+		while (!list_empty(ready)) {
+			batch = list_first_entry(ready, struct copy_batch, link);
+			if (n + batch->count > STORE_GROUP_MAX)
+				break;
+			list_move_tail(&batch->link, &leader->group);
+			n = copy_store_items(batch, items, n);
+		}
+		sort(items, n, sizeof(items[0]), copy_item_cmp_loc, NULL);
+		INIT_WORK(&leader->work, copy_stored_work);
+		copy_submit(leader, items, n, true);
+		if (atomic_dec_and_test(&leader->pending))
+			queue_work(store_wq, &leader->work);
+	}
+}
+
+/*
+ * Store the batch's chunks behind. Scattered writes copy a chunk each,
+ * every one given room in storage right after the one before, but read
+ * and published one at a time: stored at once, each would cost a request
+ * of its own. So while stores are in flight, a published batch waits in
+ * the area's queue until a full batch's worth of chunks gathers, or the
+ * stores in flight complete; then the queue is stored as one.
+ */
+static void copy_store_queue(struct copy_batch *batch)
+{
+	LIST_HEAD(ready);
+
+	copy_store_take(batch->area, batch, 0, &ready);
+	copy_store_groups(&ready);
 }
 
 /*
@@ -847,6 +963,7 @@ static void copy_abandon(struct copy_batch *batch)
  */
 static int copy_run(struct copy_batch *batch)
 {
+	struct copy_item *items[COPY_BATCH];
 	struct diff_area *area = batch->area;
 	unsigned int i;
 	int ret;
@@ -857,8 +974,10 @@ static int copy_run(struct copy_batch *batch)
 		copy_batch_free(batch);
 		return ret;
 	}
+	for (i = 0; i < batch->count; i++)
+		items[i] = &batch->items[i];
 	init_completion(&batch->done);
-	copy_submit(batch, false);
+	copy_submit(batch, items, batch->count, false);
 	if (!atomic_dec_and_test(&batch->pending))
 		wait_for_completion_io(&batch->done);
 	if (batch->status) {
@@ -885,10 +1004,7 @@ static int copy_run(struct copy_batch *batch)
 		set_bit(CHUNK_STABLE, &item->chunk->flags);
 		mutex_unlock(&item->chunk->lock);
 	}
-	INIT_WORK(&batch->work, copy_stored_work);
-	copy_submit(batch, true);
-	if (atomic_dec_and_test(&batch->pending))
-		queue_work(store_wq, &batch->work);
+	copy_store_queue(batch);
 	return ret;
 }
 

@@ -63,6 +63,10 @@ struct diff_area_sweeper {
  * @store_slots: Bounds the copies held in memory while they are stored.
  * @sweep_slots: The part of @store_slots the sweep may hold.
  * @stored: Where image writes wait for a copy to reach storage.
+ * @store_lock: Protects @store_queue, @nr_queued and @nr_storing.
+ * @store_queue: Copy batches read and published, their stores not sent.
+ * @nr_queued: Chunks (and gaps) of the batches in @store_queue.
+ * @nr_storing: Batches whose stores are in flight.
  * @next_chunk: The chunk after the last write that needed copies: a write
  *	starting there continues a sequential stream.
  * @nr_chunks: How many @chunks hold: tells dense writes from scattered.
@@ -90,6 +94,10 @@ struct diff_area {
 	struct semaphore store_slots;
 	struct semaphore sweep_slots;
 	wait_queue_head_t stored;
+	spinlock_t store_lock;
+	struct list_head store_queue;
+	unsigned int nr_queued;
+	unsigned int nr_storing;
 	unsigned long next_chunk;
 	atomic_long_t nr_chunks;
 	atomic_t in_flight;
