@@ -10,9 +10,10 @@
 # write at the start of the device counts as the start of a sequential
 # stream and copies ahead), the second of them into the last chunk, make
 # 64 copies; the storage disk gets them in at most 16 requests (the
-# first alone, then up to 16 chunks a bio, split at the disk's request
-# size) instead of 64. The image then reads the take from storage
-# (checked by stamps of the whole device).
+# first alone, then the rest 16 or more at a time, a bio per run in
+# storage, split at the disk's request size) instead of 64. The image
+# then reads the take from storage (checked by stamps of the whole
+# device).
 # timeout: 300
 set -eu
 . "$BLKSNAP_SRC/tests/vm/lib.sh"
