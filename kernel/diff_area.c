@@ -12,7 +12,8 @@
  * chunk's old data is read into memory; storing it runs in the background,
  * at most DIFF_AREA_QUEUE_BYTES per device, and until it is stored the
  * image reads the chunk from memory. Snapshots do not outlive a crash,
- * so memory keeps the old data as safely as storage does.
+ * so memory keeps the old data as safely as storage does. Copies made
+ * while stores are in flight are stored together (copy_store_queue()).
  *
  * A chunk's state is a set of bits the I/O path tests without locks:
  *  - BUFFERED: its old data is in memory (chunk->buf).
