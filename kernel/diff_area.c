@@ -525,7 +525,7 @@ struct copy_item {
  * @work: Finishes the stores of a store group (store_wq).
  * @link: In the area's store queue, then in its store group.
  * @group: The first batch of a store group: the others (see
- *	   copy_store_queue()).
+ *	   copy_store_groups()).
  * @area: The device's area.
  * @pending: Bios in flight: the batch's reads, then its group's stores.
  * @status: The first error of a read, or of a store of the group.
