@@ -130,6 +130,12 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f\n", (b > 0 ? a / b : 0) 
 
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
+# middle_half: the first and third quartiles, "Q1-Q3": how far the rounds
+# spread around their median on a host whose speed drifts (see below).
+middle_half() {
+	sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 3) / 4)] "-" v[int((3 * NR + 3) / 4)] }'
+}
+
 # The host's speed drifts by a factor of two within a minute (other
 # tenants of the machine under it; steal alone does not account for it).
 # So every configuration's run sits between two plain runs and its ratio
@@ -137,7 +143,7 @@ median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 # round, and the figure is the median over the rounds.
 # write_part RW BS DEPTH: every configuration of $kinds under fio RW.
 write_part() {
-	local rw=$1 bs=$2 depth=$3 r k kind v first before after first_before first_after target
+	local rw=$1 bs=$2 depth=$3 r k kind v first before after first_before first_after target spread
 	rm -f "$TEST_TMP/copy.ms"
 	for ((r = 0; r < rounds; r++)); do
 		before=$(measure plain "$rw" "$bs" "$depth")
@@ -160,7 +166,8 @@ write_part() {
 	echo "result $rw-$bs plain: median $(median <"$TEST_TMP/$rw.plain") KiB/s, runs $(tr '\n' ' ' <"$TEST_TMP/$rw.plain")"
 	for kind in "${kinds[@]}"; do
 		r=$(median <"$TEST_TMP/$rw.$kind.ratio")
-		echo "ratio $rw-$bs $kind/plain: $r (median; runs $(tr '\n' ' ' <"$TEST_TMP/$rw.$kind.ratio"); median $(median <"$TEST_TMP/$rw.$kind") KiB/s)"
+		spread=$(middle_half <"$TEST_TMP/$rw.$kind.ratio")
+		echo "ratio $rw-$bs $kind/plain: $r (median; middle half $spread; runs $(tr '\n' ' ' <"$TEST_TMP/$rw.$kind.ratio"); median $(median <"$TEST_TMP/$rw.$kind") KiB/s)"
 		echo "ratio $rw-$bs $kind/plain, first 3 s: $(median <"$TEST_TMP/$rw.$kind.first") (median; runs $(tr '\n' ' ' <"$TEST_TMP/$rw.$kind.first"))"
 		[ "$kind" = copyfloor ] &&
 			echo "result $rw-$bs copyfloor: the whole device copied in $(median <"$TEST_TMP/copy.ms") ms (median), beside the writer"
@@ -180,8 +187,8 @@ write_part() {
 		target=0.92
 		[ "$rw" = write ] && target=0.70
 		awk -v r="$r" -v t="$target" 'BEGIN { exit !(r >= t) }' &&
-			echo "bench-check: PASS $rw-$bs on a fresh snapshot $r (target >= $target)" ||
-			echo "bench-check: FAIL $rw-$bs on a fresh snapshot $r (target >= $target)"
+			echo "bench-check: PASS $rw-$bs on a fresh snapshot $r (target >= $target; middle half $spread)" ||
+			echo "bench-check: FAIL $rw-$bs on a fresh snapshot $r (target >= $target; middle half $spread)"
 	done
 }
 
