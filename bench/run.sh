@@ -44,13 +44,6 @@ export BLKSNAP_VM_QUIET=${BLKSNAP_VM_QUIET:-1}
 # ftrace patches the hook under I/O (see qemu_cmd); the benchmarks load and
 # unload the module only while no I/O runs.
 export BLKSNAP_VM_TCG_THREAD=${BLKSNAP_VM_TCG_THREAD:-multi}
-# The guest kernel patches its own text too: when its clocksource watchdog
-# finds the TSC skewed against the HPET (5-10 ms in 500 ms when the host is
-# busy, a minute or two into a run), sched_clock's static key flips, with
-# the same int3 sequence, while fio runs; a trixie guest oopsed there
-# ("Oops: int3" in sched_clock_cpu). tsc=reliable leaves the TSC out of
-# the watchdog, so nothing is patched after boot but the module's hook.
-export BLKSNAP_VM_APPEND="tsc=reliable${BLKSNAP_VM_APPEND:+ $BLKSNAP_VM_APPEND}"
 # The guests' disks in memory (tmpfs), unless BLKSNAP_VM_SCRATCH says
 # otherwise: on these hosts the disk under /var/tmp ran the same plain read
 # at 393 and 1135 MB/s a minute apart, which buried every ratio in noise.
