@@ -15,12 +15,13 @@
 # between 3073 and 3120. Past the bound: a 4 MiB span (16 chunks) per
 # sweeper, two sweepers, and 16 more, since a sweeper may look while the
 # other one's span is kept but not yet given its room in storage (a
-# guest on a faster clock stopped at the bound + 34). What the sweep copied is the take: the
-# stamped region, copied only by the sweep, is then overwritten on the
-# original and the image still holds the take. With copy_sweep=0 nothing
-# is copied past what the writes asked for. A snapshot destroyed while a
-# slow sweep runs (storage behind dm-delay) is gone in seconds: the sweep
-# stops at its next span rather than finishing.
+# guest on a faster clock stopped at the bound + 34). What the sweep
+# copied is the take: the stamped region, copied only by the sweep, is
+# then overwritten on the original and the image still holds the take.
+# With copy_sweep=0 nothing is copied past what the writes asked for. A
+# snapshot destroyed while a slow sweep runs (storage behind dm-delay) is
+# gone in seconds: the sweep stops at its next span rather than
+# finishing.
 # timeout: 400
 set -eu
 . "$BLKSNAP_SRC/tests/vm/lib.sh"
