@@ -918,6 +918,7 @@ static int copy_alloc(struct copy_batch *batch)
 	/* Room is taken for a whole chunk, so the last one may grow. */
 	got = diff_storage_alloc(batch->area->storage,
 				 1ULL << batch->area->chunk_shift, locs, n);
+	atomic_long_add(got, &batch->area->nr_placed);
 	if (got == n)
 		return 0;
 	while (got < n) {
@@ -949,9 +950,11 @@ static void copy_abandon(struct copy_batch *batch)
 	struct diff_area *area = batch->area;
 
 	while (batch->count) {
-		if (!copy_item_is_gap(&batch->items[batch->count - 1]))
+		if (!copy_item_is_gap(&batch->items[batch->count - 1])) {
 			diff_storage_lost(area->storage,
 					  1ULL << area->chunk_shift);
+			atomic_long_dec(&area->nr_placed);
+		}
 		copy_drop_last(batch);
 	}
 	copy_batch_free(batch);
@@ -1196,7 +1199,7 @@ static bool group_written(struct diff_area *area, unsigned long gfirst,
  * their first written chunk on: the device is then copied in a quarter of
  * the requests and waits. That spends storage ahead of the writes, so
  * only while free storage (above the low-space mark) could take half of
- * the chunks not kept yet (or all of them, see diff_storage_room()):
+ * the chunks without room yet (or all of them, see diff_storage_room()):
  * where storage is tight, a snapshot must not overflow for copies no write
  * asked for.
  */
@@ -1220,11 +1223,17 @@ static bool diff_area_dense(struct diff_area *area, unsigned long *room)
 {
 	unsigned long count = diff_area_chunk_count(area);
 	unsigned long kept = atomic_long_read(&area->nr_chunks);
+	unsigned long placed;
 
 	if (kept < count >> COPY_DENSE_SHIFT)
 		return false;
+	/*
+	 * Chunks kept but not placed yet (a sweeper's span being gathered)
+	 * will take room that diff_area_room() still counts as free.
+	 */
+	placed = atomic_long_read(&area->nr_placed);
 	*room = diff_area_room(area);
-	return *room >= (count - min(kept, count)) / 2;
+	return *room >= (count - min(placed, count)) / 2;
 }
 
 /*

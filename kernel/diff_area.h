@@ -70,6 +70,9 @@ struct diff_area_sweeper {
  * @next_chunk: The chunk after the last write that needed copies: a write
  *	starting there continues a sequential stream.
  * @nr_chunks: How many @chunks hold: tells dense writes from scattered.
+ * @nr_placed: Chunks given room in storage. The others, gathered for a
+ *	copy or waiting for one, count as still to place: see
+ *	diff_area_dense().
  * @in_flight: Copy batches and image bios under way: their completions
  *	use the area, so it is freed only once there are none.
  * @sweepers: Copy the rest of the device once writes are dense.
@@ -100,6 +103,7 @@ struct diff_area {
 	unsigned int nr_storing;
 	unsigned long next_chunk;
 	atomic_long_t nr_chunks;
+	atomic_long_t nr_placed;
 	atomic_t in_flight;
 	struct diff_area_sweeper sweepers[DIFF_AREA_SWEEPERS];
 	atomic_long_t sweep_next;
