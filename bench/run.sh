@@ -44,14 +44,6 @@ export BLKSNAP_VM_QUIET=${BLKSNAP_VM_QUIET:-1}
 # ftrace patches the hook under I/O (see qemu_cmd); the benchmarks load and
 # unload the module only while no I/O runs.
 export BLKSNAP_VM_TCG_THREAD=${BLKSNAP_VM_TCG_THREAD:-multi}
-# The TSC as the guests' clock: without this, 6.1 finds the vCPUs' TSCs
-# unsynchronized at boot and 6.12's watchdog finds the TSC skewed against
-# the HPET once the host is busy, and both go on with the HPET, whose
-# every read is an emulated MMIO access (a trixie guest wrote 4 KiB at
-# QD16 at 27-30 MB/s with it, 40-45 MB/s without, an hour apart). The
-# switch at run time also patches sched_clock's static key, which under
-# multi-threaded TCG oopsed a trixie guest ("Oops: int3").
-export BLKSNAP_VM_APPEND="tsc=reliable${BLKSNAP_VM_APPEND:+ $BLKSNAP_VM_APPEND}"
 # The guests' disks in memory (tmpfs), unless BLKSNAP_VM_SCRATCH says
 # otherwise: on these hosts the disk under /var/tmp ran the same plain read
 # at 393 and 1135 MB/s a minute apart, which buried every ratio in noise.

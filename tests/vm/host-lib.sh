@@ -173,6 +173,15 @@ qemu_cmd() {
 	# Slab caches unmerged: objects the module leaks are reported when its
 	# cache is destroyed (guest-run.sh unloads it after every test).
 	cmdline="$cmdline slab_nomerge"
+	# The TSC as the guests' clock: without this, 6.1 finds the vCPUs' TSCs
+	# unsynchronized at boot and 6.12's watchdog finds the TSC skewed
+	# against the HPET once the host is busy, and both go on with the HPET,
+	# whose every read is an emulated MMIO access (a trixie guest wrote 4
+	# KiB at QD16 at 27-30 MB/s with it, 40-45 MB/s without, an hour
+	# apart). The switch at run time also patches sched_clock's static
+	# key, which under multi-threaded TCG oopsed a trixie guest ("Oops:
+	# int3"; see thread=single above).
+	cmdline="$cmdline tsc=reliable"
 	cmdline="$cmdline ${BLKSNAP_VM_APPEND:-}"
 	# shellcheck disable=SC2054 # commas belong to QEMU options
 	QEMU=(qemu-system-x86_64
